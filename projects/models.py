@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Project(models.Model):
+    """A git repository on disk that runs work on."""
+
+    name = models.CharField(max_length=200, unique=True)
+    local_path = models.CharField(max_length=4096)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,213 @@
+"""Every change of a run's status, and of its worker lease, happens here.
+
+Operator actions follow the transition table below:
+
+    from        pause     resume                          stop
+    QUEUED      PAUSED    409                             STOPPED
+    RUNNING     PAUSED    409                             STOPPED
+    PAUSED      409       RUNNING (QUEUED if never        STOPPED
+                          started)
+    terminal    409       409                             409
+
+Workers claim runnable runs (QUEUED or RUNNING without a lease) and finish them (COMPLETED / FAILED).
+Each change is one conditional UPDATE, made by the event recorder together with the event that tells of
+it, in one transaction. STOPPED, COMPLETED and FAILED never change again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from config.errors import InvalidTransition, NotFound
+from events.models import Event, EventType
+from events.recorder import record_event
+from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus
+
+
+class Action(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+
+
+def _resume_target(started: bool) -> RunStatus:
+    return RunStatus.RUNNING if started else RunStatus.QUEUED
+
+
+# action -> {from status: function(started) -> to status}
+TRANSITIONS: dict[Action, dict[RunStatus, Callable[[bool], RunStatus]]] = {
+    Action.PAUSE: {
+        RunStatus.QUEUED: lambda started: RunStatus.PAUSED,
+        RunStatus.RUNNING: lambda started: RunStatus.PAUSED,
+    },
+    Action.RESUME: {RunStatus.PAUSED: _resume_target},
+    Action.STOP: {
+        RunStatus.QUEUED: lambda started: RunStatus.STOPPED,
+        RunStatus.RUNNING: lambda started: RunStatus.STOPPED,
+        RunStatus.PAUSED: lambda started: RunStatus.STOPPED,
+    },
+}
+
+ACTION_EVENTS = {
+    Action.PAUSE: EventType.RUN_PAUSED,
+    Action.RESUME: EventType.RUN_RESUMED,
+    Action.STOP: EventType.RUN_STOPPED,
+}
+
+_CLEARED_LEASE = {"lease_owner": None, "lease_expires_at": None}
+
+
+def allowed_actions(status: str) -> list[Action]:
+    """The operator actions valid from `status`, for consoles that show only what can be done."""
+    return [action for action, table in TRANSITIONS.items() if status in table]
+
+
+def apply_action(run_id: int, action: Action, *, actor: str | None = None) -> Run:
+    """Pause, resume or stop a run; raises InvalidTransition (409) or NotFound (404)."""
+    table = TRANSITIONS[action]
+    with transaction.atomic():
+        for _ in range(5):
+            row = Run.objects.filter(pk=run_id).values("status", "started_at").first()
+            if row is None:
+                raise NotFound(f"Run {run_id} does not exist.")
+            current = RunStatus(row["status"])
+            if current not in table:
+                raise InvalidTransition(
+                    f"Cannot {action} run {run_id}: it is {current}. Allowed from {', '.join(sorted(table))}."
+                )
+            target = table[current](row["started_at"] is not None)
+            changes: dict[str, Any] = {"status": target}
+            if action is Action.STOP:
+                changes["finished_at"] = timezone.now()
+            payload = {"actor": actor, "from": current, "to": target}
+            if record_event(
+                run_id, ACTION_EVENTS[action], payload, condition=Q(status=current), changes=changes
+            ):
+                if action is Action.RESUME:
+                    _enqueue_on_commit(run_id)
+                return Run.objects.select_related("project", "created_by").get(pk=run_id)
+        raise InvalidTransition(f"Run {run_id} changed while it was being updated; try again.")
+
+
+def claim(run_id: int, owner: str) -> Run | None:
+    """Take the run for one worker. None when it is not runnable or another worker holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = (
+            Run.objects.filter(pk=run_id)
+            .values("status", "attempt", "current_iteration", "lease_owner")
+            .first()
+        )
+        if row is None or row["status"] not in RUNNABLE_STATUSES or row["lease_owner"] is not None:
+            return None
+        event = record_event(
+            run_id,
+            EventType.RUN_STARTED,
+            {"worker": owner, "attempt": row["attempt"] + 1, "from_step": row["current_iteration"] + 1},
+            condition=Q(status__in=RUNNABLE_STATUSES, lease_owner__isnull=True),
+            changes={
+                "status": RunStatus.RUNNING,
+                "lease_owner": owner,
+                "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+                "attempt": F("attempt") + 1,
+                "started_at": Coalesce(F("started_at"), now),
+            },
+        )
+        if event is None:
+            return None
+        return Run.objects.select_related("project").get(pk=run_id)
+
+
+def renew_lease(run_id: int, owner: str) -> bool:
+    expires = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
+    return bool(Run.objects.filter(pk=run_id, lease_owner=owner).update(lease_expires_at=expires))
+
+
+def release_lease(run_id: int, owner: str) -> bool:
+    """Give the run back (paused or stopped) without a status change. Re-enqueues it if it was
+    resumed between the worker noticing the pause and letting go."""
+    with transaction.atomic():
+        released = bool(Run.objects.filter(pk=run_id, lease_owner=owner).update(**_CLEARED_LEASE))
+        if released and Run.objects.filter(pk=run_id, status__in=RUNNABLE_STATUSES).exists():
+            _enqueue_on_commit(run_id)
+    return released
+
+
+def worker_fence(owner: str) -> Q:
+    """The condition every write of a working agent carries: it holds the lease and was not stopped."""
+    return Q(lease_owner=owner, status__in=[RunStatus.RUNNING, RunStatus.PAUSED])
+
+
+def complete(run_id: int, owner: str, payload: dict[str, Any] | None = None) -> Event | None:
+    return record_event(
+        run_id,
+        EventType.RUN_COMPLETED,
+        payload,
+        condition=Q(lease_owner=owner, status=RunStatus.RUNNING),
+        changes={"status": RunStatus.COMPLETED, "finished_at": timezone.now(), **_CLEARED_LEASE},
+    )
+
+
+def fail(
+    run_id: int, reason: str, *, owner: str | None = None, details: dict[str, Any] | None = None
+) -> Event | None:
+    """Fail a run that is still active (and, for a worker, still its own)."""
+    condition = Q(status__in=ACTIVE_STATUSES)
+    if owner is not None:
+        condition &= Q(lease_owner=owner)
+    return record_event(
+        run_id,
+        EventType.RUN_FAILED,
+        {"reason": reason, **(details or {})},
+        condition=condition,
+        changes={
+            "status": RunStatus.FAILED,
+            "error": reason,
+            "finished_at": timezone.now(),
+            **_CLEARED_LEASE,
+        },
+    )
+
+
+def recover_lost_worker(run_id: int, owner: str) -> str | None:
+    """The lease of `owner` expired: record WORKER_LOST and queue the run again from its checkpoint, or
+    fail it when it has lost RUN_MAX_ATTEMPTS workers. Returns "requeued", "failed" or None."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = Run.objects.filter(pk=run_id).values("status", "workers_lost", "current_iteration").first()
+        if row is None:
+            return None
+        lost = row["workers_lost"] + 1
+        event = record_event(
+            run_id,
+            EventType.WORKER_LOST,
+            {"worker": owner, "workers_lost": lost, "checkpoint_step": row["current_iteration"]},
+            condition=Q(lease_owner=owner, lease_expires_at__lt=now, status__in=ACTIVE_STATUSES),
+            changes={"workers_lost": F("workers_lost") + 1, **_CLEARED_LEASE},
+        )
+        if event is None:
+            return None
+        if lost >= settings.RUN_MAX_ATTEMPTS:
+            fail(
+                run_id,
+                f"Worker lost {lost} times (RUN_MAX_ATTEMPTS = {settings.RUN_MAX_ATTEMPTS}); giving up.",
+            )
+            return "failed"
+        if row["status"] in RUNNABLE_STATUSES:
+            _enqueue_on_commit(run_id)
+        return "requeued"
+
+
+def _enqueue_on_commit(run_id: int) -> None:
+    from runs.tasks import enqueue_run
+
+    transaction.on_commit(lambda: enqueue_run(run_id))

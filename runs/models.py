@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    """QUEUED -> RUNNING -> COMPLETED | FAILED, with PAUSED and STOPPED by operators.
+
+    The transition table lives in `runs.lifecycle`; STOPPED, COMPLETED and FAILED are final.
+    """
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    STOPPED = "STOPPED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.STOPPED, RunStatus.COMPLETED, RunStatus.FAILED})
+ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED})
+RUNNABLE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+
+class RunType(models.TextChoices):
+    AGENT = "agent"
+    WORKFLOW = "workflow"
+    PIPELINE = "pipeline"
+    TASK = "task"
+
+
+class Run(models.Model):
+    """A goal for an agent on a project, executed by one leased worker at a time.
+
+    Status and the worker fields change only through `runs.lifecycle`; events only through
+    `events.recorder.record_event`, which numbers them with `event_seq`.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="runs")
+    name = models.CharField(max_length=200, blank=True)
+    goal = models.TextField()
+    run_type = models.CharField(max_length=20, choices=RunType.choices, default=RunType.AGENT)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    current_iteration = models.PositiveIntegerField(default=0)
+    options = models.JSONField(default=dict, blank=True)
+    run_metadata = models.JSONField(default=dict, blank=True)
+    checkpoint = models.JSONField(default=dict, blank=True, help_text="Agent state saved after each step.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    # Worker lease: who executes the run and until when, fenced on every write the worker makes.
+    lease_owner = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 (NULL = no lease)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0, help_text="How many times a worker claimed the run.")
+    workers_lost = models.PositiveIntegerField(default=0)
+    # Counters owned by the event recorder and the directive queue.
+    event_seq = models.PositiveIntegerField(default=0)
+    directive_cursor = models.PositiveIntegerField(default=0, help_text="seq of the last applied directive.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="run_newest_first"),
+            models.Index(fields=["status", "-created_at"], name="run_status_newest"),
+            models.Index(fields=["project", "-created_at"], name="run_project_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"run {self.pk}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.options.get("max_steps", 3))

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from events.models import Event
+from runs.models import Run, RunStatus, RunType
+from runs.options import DIRECTIVE_MAX_LENGTH, GOAL_MAX_LENGTH, NAME_MAX_LENGTH
+
+
+class RunSerializer(serializers.ModelSerializer):
+    project_id = serializers.IntegerField(read_only=True)
+    project_name = serializers.CharField(source="project.name", read_only=True)
+    metadata = serializers.JSONField(source="run_metadata", read_only=True)
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "project_id",
+            "project_name",
+            "name",
+            "goal",
+            "run_type",
+            "status",
+            "current_iteration",
+            "options",
+            "metadata",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "created_by",
+            "attempt",
+        ]
+        read_only_fields = fields
+
+    def get_created_by(self, run: Run) -> str | None:
+        return run.created_by.get_username() if run.created_by else None
+
+
+class RunCreateInput(serializers.Serializer):
+    project_id = serializers.IntegerField()
+    goal = serializers.CharField(max_length=GOAL_MAX_LENGTH)
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True)
+    run_type = serializers.ChoiceField(choices=RunType.choices, required=False, default=RunType.AGENT)
+    options = serializers.JSONField(
+        required=False,
+        help_text="Object. Known keys: dry_run (bool), verbose (bool), max_steps (1..1000), "
+        "step_seconds (0..60, simple agent), agent ('simple').",
+    )
+    metadata = serializers.JSONField(required=False, help_text="Any JSON object, at most 64 KiB.")
+
+
+class RunListQuery(serializers.Serializer):
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    project = serializers.IntegerField(required=False, min_value=1)
+    run_type = serializers.ChoiceField(choices=RunType.choices, required=False)
+    q = serializers.CharField(required=False, max_length=200, help_text="Search in name and goal.")
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["seq", "type", "payload", "created_at"]
+        read_only_fields = fields
+
+
+class EventsQuery(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, default=0, min_value=0, help_text="Return events with seq > after."
+    )
+    limit = serializers.IntegerField(required=False, default=100, min_value=1, help_text="At most 500.")
+
+
+class EventPage(serializers.Serializer):
+    results = EventSerializer(many=True)
+    cursor = serializers.IntegerField(help_text="seq of the last event returned, or `after` when none.")
+
+
+class DirectiveInput(serializers.Serializer):
+    text = serializers.CharField(max_length=DIRECTIVE_MAX_LENGTH)
+
+
+class WorkerCluster(serializers.Serializer):
+    id = serializers.CharField()
+    host = serializers.CharField()
+    pid = serializers.IntegerField()
+    status = serializers.CharField()
+    workers = serializers.IntegerField()
+    uptime_seconds = serializers.FloatField()
+    reported_at = serializers.DateTimeField()
+
+
+class WorkerStatus(serializers.Serializer):
+    alive = serializers.BooleanField()
+    clusters = WorkerCluster(many=True)
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    paused = serializers.IntegerField()
+
+
+class SweepResult(serializers.Serializer):
+    recovered = serializers.ListField(child=serializers.IntegerField())
+    failed = serializers.ListField(child=serializers.IntegerField())
+    enqueued = serializers.ListField(child=serializers.IntegerField())
+    swept_at = serializers.DateTimeField()
