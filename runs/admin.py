@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from config.errors import DomainError
+from runs import lifecycle, services
+from runs.lifecycle import Action
+from runs.models import Run
+
+RECENT_EVENTS = 50
+
+
+def _apply(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run], action: Action
+) -> None:
+    done, refused = 0, []
+    for run_id in queryset.values_list("pk", flat=True):
+        try:
+            lifecycle.apply_action(run_id, action, actor=services.actor_name(request.user))
+            done += 1
+        except DomainError as exc:
+            refused.append(exc.message)
+    if done:
+        modeladmin.message_user(request, f"{action.value.title()}: {done} run(s).", messages.SUCCESS)
+    for message in refused:
+        modeladmin.message_user(request, message, messages.WARNING)
+
+
+@admin.action(description="Pause selected runs")
+def pause_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+    _apply(modeladmin, request, queryset, Action.PAUSE)
+
+
+@admin.action(description="Resume selected runs")
+def resume_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+    _apply(modeladmin, request, queryset, Action.RESUME)
+
+
+@admin.action(description="Stop selected runs")
+def stop_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+    _apply(modeladmin, request, queryset, Action.STOP)
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    """Runs are created through the API or console and change only through the lifecycle: the admin shows
+    them and offers the operator actions."""
+
+    list_display = [
+        "id",
+        "name",
+        "project",
+        "run_type",
+        "status",
+        "current_iteration",
+        "attempt",
+        "created_at",
+    ]
+    list_filter = ["status", "run_type", "project"]
+    list_select_related = ["project", "created_by"]
+    search_fields = ["name", "goal", "=id"]
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False
+    actions = [pause_runs, resume_runs, stop_runs]
+    fieldsets = [
+        (None, {"fields": ["name", "project", "goal", "run_type", "status", "error", "created_by"]}),
+        ("Progress", {"fields": ["current_iteration", "options", "run_metadata", "checkpoint"]}),
+        ("Times", {"fields": ["created_at", "started_at", "finished_at"]}),
+        ("Worker", {"fields": ["lease_owner", "lease_expires_at", "attempt", "workers_lost"]}),
+        ("Events", {"fields": ["recent_events"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
+        return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    @admin.display(description=f"last {RECENT_EVENTS} events")
+    def recent_events(self, run: Run) -> str:
+        events = list(run.events.order_by("-seq")[:RECENT_EVENTS])[::-1]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (e.seq, e.type, e.created_at.strftime("%H:%M:%S.%f")[:-3], json.dumps(e.payload)[:200])
+                for e in events
+            ),
+        )
+        everything = reverse("admin:events_event_changelist") + f"?run__id__exact={run.pk}"
+        return format_html(
+            "<table><tr><th>seq</th><th>type</th><th>time</th><th>payload</th></tr>{}</table>"
+            '<p><a href="{}">All {} events of this run</a></p>',
+            rows,
+            everything,
+            run.event_seq,
+        )

@@ -1,0 +1,187 @@
+"""A worker executing the simple agent in this process: events, checkpoints, control, directives, fencing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from config.errors import LeaseLost
+from events.models import Event, EventType
+from runs import execution, lifecycle, services
+from runs.execution import RunContext, execute_run
+from runs.lifecycle import Action
+from runs.models import Run, RunStatus
+
+T = EventType
+
+
+def types(run: Run) -> list[str]:
+    return list(Event.objects.filter(run=run).order_by("seq").values_list("type", flat=True))
+
+
+def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+class Worker(threading.Thread):
+    """execute_run in a thread with its own database connection, as a worker process would."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(daemon=True)
+        self.run_id = run_id
+        self.result: str | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = execute_run(self.run_id)
+        finally:
+            connection.close()
+
+
+@pytest.mark.django_db
+def test_it_executes_the_simple_agent_to_completion(make_run):
+    run = make_run(options={"max_steps": 3})
+    assert execute_run(run.pk) == "completed"
+    run.refresh_from_db()
+    assert (run.status, run.current_iteration, run.lease_owner) == (RunStatus.COMPLETED, 3, None)
+    assert types(run) == [
+        T.RUN_CREATED, T.RUN_STARTED, T.AGENT_THINKING, T.PLAN_GENERATED,
+        T.EXECUTING, T.STEP_COMPLETED, T.EXECUTING, T.STEP_COMPLETED, T.EXECUTING, T.STEP_COMPLETED,
+        T.RUN_COMPLETED,
+    ]  # fmt: skip
+    assert list(run.events.values_list("seq", flat=True)) == list(range(1, 12))
+    thinking = run.events.get(type=T.AGENT_THINKING)
+    assert "Simple agent" in thinking.payload["message"]
+
+
+@pytest.mark.django_db
+def test_it_does_nothing_when_run_twice(make_run):
+    run = make_run(options={"max_steps": 1})
+    assert execute_run(run.pk) == "completed"
+    count = run.events.count()
+    assert execute_run(run.pk) == "not claimed"
+    assert run.events.count() == count
+
+
+@pytest.mark.django_db
+def test_it_applies_each_directive_once_in_order(make_run):
+    run = make_run(options={"max_steps": 2})
+    services.send_directive(run.pk, text="first", actor="alice")
+    services.send_directive(run.pk, text="second", actor="alice")
+    execute_run(run.pk)
+    applied = run.events.filter(type=T.DIRECTIVE_APPLIED).order_by("seq")
+    received = run.events.filter(type=T.DIRECTIVE_RECEIVED).order_by("seq")
+    assert [e.payload["text"] for e in applied] == ["first", "second"]
+    assert [e.payload["directive_seq"] for e in applied] == [e.seq for e in received]
+    run.refresh_from_db()
+    assert run.directive_cursor == received.last().seq
+    assert run.checkpoint["directives"] == ["first", "second"]
+
+
+@pytest.mark.django_db
+def test_it_fails_the_run_with_the_agents_error(make_run, monkeypatch):
+    class BrokenAgent:
+        def execute(self, context: RunContext) -> dict[str, Any]:
+            context.record(T.AGENT_THINKING, {"message": "about to break"})
+            raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(execution, "get_agent", lambda run: BrokenAgent())
+    run = make_run()
+    assert execute_run(run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error == "RuntimeError: disk on fire"
+    assert run.events.order_by("seq").last().payload["reason"] == "RuntimeError: disk on fire"
+
+
+@pytest.mark.django_db
+def test_it_stops_writing_once_another_worker_holds_the_lease(make_run):
+    run = make_run()
+    claimed = lifecycle.claim(run.pk, "worker-a")
+    context = RunContext(claimed, "worker-a")
+    Run.objects.filter(pk=run.pk).update(lease_owner="worker-b")
+    before = run.events.count()
+    with pytest.raises(LeaseLost):
+        context.record(T.EXECUTING, {"step": 1})
+    with pytest.raises(LeaseLost):
+        context.check()
+    assert run.events.count() == before
+
+
+@pytest.mark.django_db
+def test_it_renews_its_lease_while_working(make_run, settings):
+    settings.RUN_LEASE_SECONDS = 0.3
+    run = make_run()
+    context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
+    first_expiry = Run.objects.get(pk=run.pk).lease_expires_at
+    context.wait(0.25)
+    assert Run.objects.get(pk=run.pk).lease_expires_at > first_expiry
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_pauses_within_a_second_and_resumes_at_the_next_step(make_run):
+    run = make_run(options={"max_steps": 4, "step_seconds": 0.3})
+    worker = Worker(run.pk)
+    worker.start()
+    wait_for(lambda: run.events.filter(type=T.STEP_COMPLETED).exists())
+    paused_at = time.monotonic()
+    lifecycle.apply_action(run.pk, Action.PAUSE, actor="alice")
+    worker.join(timeout=2)
+    assert not worker.is_alive() and worker.result == "interrupted: PAUSED"
+    assert time.monotonic() - paused_at < 1.0
+    paused = Run.objects.get(pk=run.pk)
+    assert (paused.status, paused.lease_owner) == (RunStatus.PAUSED, None)
+    done_before = paused.current_iteration
+    services.send_directive(run.pk, text="while paused", actor="alice")
+    lifecycle.apply_action(run.pk, Action.RESUME, actor="alice")
+    assert execute_run(run.pk) == "completed"
+    steps = list(run.events.filter(type=T.STEP_COMPLETED).values_list("payload__step", flat=True))
+    assert steps == [1, 2, 3, 4]
+    restarted = run.events.filter(type=T.RUN_STARTED).order_by("seq").last()
+    assert restarted.payload["from_step"] == done_before + 1
+    assert run.events.filter(type=T.DIRECTIVE_APPLIED, payload__text="while paused").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stops_within_a_second_and_writes_nothing_after(make_run):
+    run = make_run(options={"max_steps": 5, "step_seconds": 0.4})
+    worker = Worker(run.pk)
+    worker.start()
+    wait_for(lambda: run.events.filter(type=T.EXECUTING).exists())
+    stopped_at = time.monotonic()
+    stop_event_seq = lifecycle.apply_action(run.pk, Action.STOP, actor="alice").event_seq
+    worker.join(timeout=2)
+    assert not worker.is_alive() and worker.result == "interrupted: STOPPED"
+    assert time.monotonic() - stopped_at < 1.0
+    final = Run.objects.get(pk=run.pk)
+    assert (final.status, final.lease_owner, final.event_seq) == (RunStatus.STOPPED, None, stop_event_seq)
+    assert types(run)[-1] == T.RUN_STOPPED
+
+
+@pytest.mark.django_db
+def test_it_continues_from_the_checkpoint_after_a_lost_worker(make_run, django_capture_on_commit_callbacks):
+    run = make_run(options={"max_steps": 3})
+    claimed = lifecycle.claim(run.pk, "dead-worker")
+    context = RunContext(claimed, "dead-worker")
+    context.record(T.AGENT_THINKING, {})
+    plan = ["a", "b", "c"]
+    context.record(T.PLAN_GENERATED, {"steps": plan}, checkpoint={"plan": plan, "directives": []})
+    context.record(T.STEP_COMPLETED, {"step": 1}, current_iteration=1)
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=False):
+        result = services.sweep()
+    assert result["recovered"] == [run.pk]
+    assert execute_run(run.pk) == "completed"
+    steps = list(run.events.filter(type=T.STEP_COMPLETED).values_list("payload__step", flat=True))
+    assert steps == [1, 2, 3]
+    assert run.events.filter(type=T.WORKER_LOST).count() == 1
+    assert run.events.filter(type=T.PLAN_GENERATED).count() == 1
