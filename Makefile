@@ -12,10 +12,9 @@ TEST_STAMP := $(VENV)/.installed-test
 define FIND_PYTHON
 ok() { "$$@" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }; \
 for c in python3.13 python3.12; do if ok $$c; then command -v $$c; exit 0; fi; done; \
-if command -v pyenv >/dev/null 2>&1; then \
-  for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[23](\.[0-9]+)?$$' | sort -rV); do \
-    p="$$(pyenv root)/versions/$$v/bin/python3"; if ok "$$p"; then echo "$$p"; exit 0; fi; done; \
-fi; \
+root="$$(pyenv root 2>/dev/null || echo "$${PYENV_ROOT:-$$HOME/.pyenv}")"; \
+for p in $$(ls -d "$$root"/versions/3.13* "$$root"/versions/3.12* 2>/dev/null | sort -rV); do \
+  if ok "$$p/bin/python3"; then echo "$$p/bin/python3"; exit 0; fi; done; \
 if ok python3; then command -v python3; exit 0; fi; exit 1
 endef
 export FIND_PYTHON
@@ -28,10 +27,10 @@ help:
 	@echo "make bench  run the benchmarks in bench/"
 
 python:
-	@bash -c "$$FIND_PYTHON" || { echo "Agent Runner needs Python 3.12 or newer: none of python3.13, python3.12, pyenv's 3.13/3.12 or python3 is >= 3.12. Install Python 3.13 (or 3.12) and re-run." >&2; exit 1; }
+	@bash -c "$$FIND_PYTHON" || { echo "Agent Runner needs Python 3.12 or newer, and found none: tried python3.13, python3.12, pyenv 3.13/3.12 and python3 ($$(python3 --version 2>&1 || echo missing)). Install Python 3.13 or 3.12 (e.g. apt-get install python3.13 python3.13-venv, or pyenv install 3.13) and re-run." >&2; exit 1; }
 
 $(VENV)/bin/python:
-	@PYTHON="$$(bash -c "$$FIND_PYTHON")" || { echo "Agent Runner needs Python 3.12 or newer: none of python3.13, python3.12, pyenv's 3.13/3.12 or python3 is >= 3.12. Install Python 3.13 (or 3.12) and re-run." >&2; exit 1; }; \
+	@PYTHON="$$(bash -c "$$FIND_PYTHON")" || { echo "Agent Runner needs Python 3.12 or newer, and found none: tried python3.13, python3.12, pyenv 3.13/3.12 and python3 ($$(python3 --version 2>&1 || echo missing)). Install Python 3.13 or 3.12 (e.g. apt-get install python3.13 python3.13-venv, or pyenv install 3.13) and re-run." >&2; exit 1; }; \
 	echo "Using $$PYTHON ($$($$PYTHON --version))"; \
 	"$$PYTHON" -m venv $(VENV)
 

@@ -8,6 +8,11 @@ class Project(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     local_path = models.CharField(max_length=4096)
+    allowed_commands = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Command-line prefixes the agent may run, e.g. "pytest", "ruff check". Empty: none.',
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -58,6 +58,11 @@ class Run(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=0, help_text="How many times a worker claimed the run.")
     workers_lost = models.PositiveIntegerField(default=0)
+    # The run's git workspace: its branch in the project's repository and the commit it started from.
+    branch = models.CharField(max_length=200, blank=True)
+    base_commit = models.CharField(max_length=64, blank=True)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
     # Counters owned by the event recorder and the directive queue.
     event_seq = models.PositiveIntegerField(default=0)
     directive_cursor = models.PositiveIntegerField(default=0, help_text="seq of the last applied directive.")

@@ -25,6 +25,13 @@ def pytest_report_header(config: Any) -> str:
     return f"database: {url.split('@')[-1] if url else 'SQLite (default)'}"
 
 
+@pytest.fixture(autouse=True)
+def workspace_root(tmp_path: Path, settings: Any) -> Path:
+    """Run worktrees of each test in its own temporary directory."""
+    settings.WORKSPACE_ROOT = tmp_path / "workspaces"
+    return settings.WORKSPACE_ROOT
+
+
 @pytest.fixture
 def project_root(tmp_path: Path, settings: Any) -> Path:
     root = tmp_path / "projects"

@@ -1,4 +1,4 @@
-"""Agents drive a run through a `RunContext`. `options.agent` picks one."""
+"""Agents drive a run through a `RunContext`. `options.agent` picks one; see `agent_name_for`."""
 
 from __future__ import annotations
 
@@ -15,14 +15,22 @@ class Agent(Protocol):
         ...
 
 
-AGENT_NAMES = ("simple",)
+AGENT_NAMES = ("llm", "simple")
 DEFAULT_AGENT = "simple"
 
 
-def get_agent(run: Run) -> Agent:
-    from runs.agents.simple import SimpleAgent
+def agent_name_for(options: dict[str, Any], run_type: str) -> str:
+    return options.get("agent") or DEFAULT_AGENT
 
-    name = run.options.get("agent", DEFAULT_AGENT)
+
+def get_agent(run: Run) -> Agent:
+    name = agent_name_for(run.options, run.run_type)
+    if name == "llm":
+        from runs.agents.llm import LLMAgent
+
+        return LLMAgent()
     if name == "simple":
+        from runs.agents.simple import SimpleAgent
+
         return SimpleAgent()
     raise ValueError(f"Unknown agent {name!r}; known agents: {', '.join(AGENT_NAMES)}")
