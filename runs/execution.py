@@ -113,7 +113,7 @@ def execute_run(run_id: int) -> str:
         logger.exception("run %s failed", run_id)
         lifecycle.fail(run_id, f"{type(exc).__name__}: {exc}", owner=owner)
         return "failed"
-    if lifecycle.complete(run_id, owner, summary) is None:
+    if lifecycle.complete(run_id, owner, summary, changed_files=bool(summary.get("commits"))) is None:
         # A pause or stop arrived after the last step: it wins; a resumed run completes on its next claim.
         lifecycle.release_lease(run_id, owner)
         return "interrupted"

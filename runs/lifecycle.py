@@ -30,7 +30,7 @@ from django.utils import timezone
 from config.errors import InvalidTransition, NotFound
 from events.models import Event, EventType
 from events.recorder import record_event
-from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus
+from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, ReviewState, Run, RunStatus
 
 
 class Action(StrEnum):
@@ -147,14 +147,23 @@ def worker_fence(owner: str) -> Q:
     return Q(lease_owner=owner, status__in=[RunStatus.RUNNING, RunStatus.PAUSED])
 
 
-def complete(run_id: int, owner: str, payload: dict[str, Any] | None = None) -> Event | None:
-    return record_event(
-        run_id,
-        EventType.RUN_COMPLETED,
-        payload,
-        condition=Q(lease_owner=owner, status=RunStatus.RUNNING),
-        changes={"status": RunStatus.COMPLETED, "finished_at": timezone.now(), **_CLEARED_LEASE},
-    )
+def complete(
+    run_id: int, owner: str, payload: dict[str, Any] | None = None, *, changed_files: bool = False
+) -> Event | None:
+    """Finish a run under its lease. A run that changed files waits for review (REVIEW_REQUESTED)."""
+    changes: dict[str, Any] = {"status": RunStatus.COMPLETED, "finished_at": timezone.now(), **_CLEARED_LEASE}
+    with transaction.atomic():
+        event = record_event(
+            run_id,
+            EventType.RUN_COMPLETED,
+            payload,
+            condition=Q(lease_owner=owner, status=RunStatus.RUNNING),
+            changes=changes,
+        )
+        if event is not None and changed_files:
+            pending = {"review_state": ReviewState.PENDING}
+            record_event(run_id, EventType.REVIEW_REQUESTED, {"files_changed": True}, changes=pending)
+        return event
 
 
 def fail(
@@ -205,6 +214,62 @@ def recover_lost_worker(run_id: int, owner: str) -> str | None:
         if row["status"] in RUNNABLE_STATUSES:
             _enqueue_on_commit(run_id)
         return "requeued"
+
+
+class ReviewAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    ROLLBACK = "rollback"
+
+
+# action -> (review state it applies to, review state it leads to, event)
+REVIEW_TRANSITIONS: dict[ReviewAction, tuple[ReviewState, ReviewState, EventType]] = {
+    ReviewAction.APPROVE: (ReviewState.PENDING, ReviewState.APPROVED, EventType.CHANGES_APPROVED),
+    ReviewAction.REJECT: (ReviewState.PENDING, ReviewState.REJECTED, EventType.CHANGES_REJECTED),
+    ReviewAction.ROLLBACK: (ReviewState.APPROVED, ReviewState.ROLLED_BACK, EventType.CHANGES_ROLLED_BACK),
+}
+
+
+def check_review(run_id: int, action: ReviewAction) -> Run:
+    """The run, if `action` applies to it now; InvalidTransition (409) or NotFound otherwise."""
+    run = Run.objects.select_related("project").filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"Run {run_id} does not exist.")
+    source = REVIEW_TRANSITIONS[action][0]
+    if run.status != RunStatus.COMPLETED or run.review_state != source:
+        raise InvalidTransition(
+            f"Cannot {action} run {run_id}: its review state is {run.review_state} (status {run.status}); "
+            f"{action} applies to completed runs whose review state is {source}."
+        )
+    return run
+
+
+def apply_review(
+    run_id: int,
+    action: ReviewAction,
+    *,
+    user: Any = None,
+    comment: str = "",
+    payload: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+) -> Run:
+    """Move the run's review state and record what was done, in one conditional statement."""
+    source, target, event_type = REVIEW_TRANSITIONS[action]
+    actor = user.get_username() if user is not None and user.is_authenticated else None
+    fields: dict[str, Any] = {"review_state": target, **(changes or {})}
+    if action is not ReviewAction.ROLLBACK:
+        fields.update(reviewed_by=user if actor else None, reviewed_at=timezone.now(), review_comment=comment)
+    event = record_event(
+        run_id,
+        event_type,
+        {"actor": actor, "comment": comment, **(payload or {})},
+        condition=Q(status=RunStatus.COMPLETED, review_state=source),
+        changes=fields,
+    )
+    if event is None:
+        check_review(run_id, action)
+        raise InvalidTransition(f"Run {run_id} changed while it was being reviewed; try again.")
+    return Run.objects.select_related("project", "created_by").get(pk=run_id)
 
 
 def _enqueue_on_commit(run_id: int) -> None:

@@ -23,6 +23,16 @@ ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUS
 RUNNABLE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 
 
+class ReviewState(models.TextChoices):
+    """none -> pending (the run changed files) -> approved -> rolled_back, or pending -> rejected."""
+
+    NONE = "none"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+
+
 class RunType(models.TextChoices):
     AGENT = "agent"
     WORKFLOW = "workflow"
@@ -61,6 +71,21 @@ class Run(models.Model):
     # The run's git workspace: its branch in the project's repository and the commit it started from.
     branch = models.CharField(max_length=200, blank=True)
     base_commit = models.CharField(max_length=64, blank=True)
+    base_branch = models.CharField(max_length=200, blank=True, help_text="The branch approval merges into.")
+    # Review: a run's changes reach the project only through an explicit approval.
+    review_state = models.CharField(max_length=20, choices=ReviewState.choices, default=ReviewState.NONE)
+    merge_commit = models.CharField(max_length=64, blank=True)
+    revert_commit = models.CharField(max_length=64, blank=True)
+    pull_request_url = models.URLField(max_length=500, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviewed_runs",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_comment = models.TextField(blank=True)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     # Counters owned by the event recorder and the directive queue.
@@ -73,6 +98,7 @@ class Run(models.Model):
             models.Index(fields=["-created_at", "-id"], name="run_newest_first"),
             models.Index(fields=["status", "-created_at"], name="run_status_newest"),
             models.Index(fields=["project", "-created_at"], name="run_project_newest"),
+            models.Index(fields=["review_state", "-created_at"], name="run_review_newest"),
         ]
 
     def __str__(self) -> str:

@@ -16,7 +16,8 @@ from config.errors import InvalidInput, InvalidTransition, NotFound
 from events.models import Event, EventType
 from events.recorder import record_event
 from projects.models import Project
-from runs import lifecycle, options
+from runs import lifecycle, options, workspace
+from runs.agents import agent_name_for
 from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus
 from runs.tasks import enqueue_run
 
@@ -54,11 +55,13 @@ def create_run(
         "options": options.clean_options(run_options),
         "run_metadata": options.clean_metadata(metadata),
     }
-    if not Project.objects.filter(pk=project_id).exists():
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
         raise InvalidInput(f"Project {project_id} does not exist.", field="project_id")
+    base_branch = _writing_run_branch(project, clean["options"], clean["run_type"])
     user = created_by if created_by is not None and created_by.is_authenticated else None
     with transaction.atomic():
-        run = Run.objects.create(project_id=project_id, created_by=user, **clean)
+        run = Run.objects.create(project_id=project_id, created_by=user, base_branch=base_branch, **clean)
         if not run.name:
             run.name = options.generate_run_name(run.goal, run.pk)
             Run.objects.filter(pk=run.pk).update(name=run.name)
@@ -73,6 +76,26 @@ def create_run(
         record_event(run.pk, EventType.RUN_CREATED, {"actor": actor_name(user), "request": request})
         transaction.on_commit(lambda: enqueue_run(run.pk))
     return get_run(run.pk)
+
+
+def _writing_run_branch(project: Project, run_options: dict[str, Any], run_type: str) -> str:
+    """A run that writes works in a git worktree: the project must be a git repository with a commit.
+    Returns the branch checked out now, which approval merges into ("" for runs that write nothing)."""
+    if agent_name_for(run_options, run_type) != "llm" or run_options.get("dry_run"):
+        return ""
+    path = project.local_path
+    if not workspace.is_git_repository(path):
+        raise InvalidInput(
+            f"Project {project.name!r} ({path}) is not a git repository: run `git init` and commit there, "
+            "or start a dry run.",
+            field="project_id",
+        )
+    if not workspace.has_commits(path):
+        raise InvalidInput(
+            f"The repository {path} has no commits yet: commit once first.", field="project_id"
+        )
+    branch = workspace.git("rev-parse", "--abbrev-ref", "HEAD", cwd=path).strip()
+    return "" if branch == "HEAD" else branch
 
 
 def send_directive(run_id: int, *, text: Any, actor: str | None = None) -> Event:

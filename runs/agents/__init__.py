@@ -16,11 +16,14 @@ class Agent(Protocol):
 
 
 AGENT_NAMES = ("llm", "simple")
-DEFAULT_AGENT = "simple"
 
 
 def agent_name_for(options: dict[str, Any], run_type: str) -> str:
-    return options.get("agent") or DEFAULT_AGENT
+    """`options.agent`, else the LLM agent for agent and task runs and the simple agent for the others
+    (pipelines and workflows get their own executors)."""
+    if options.get("agent"):
+        return options["agent"]
+    return "llm" if run_type in ("agent", "task") else "simple"
 
 
 def get_agent(run: Run) -> Agent:

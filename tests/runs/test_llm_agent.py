@@ -51,7 +51,7 @@ def test_it_reaches_a_goal_in_two_committed_steps(scripted_llm, make_run, projec
     calls = run.events.filter(type=T.LLM_CALL)
     assert calls.count() == 6
     assert (run.prompt_tokens, run.completion_tokens) == (600, 120)
-    completed = run.events.order_by("seq").last()
+    completed = run.events.get(type=T.RUN_COMPLETED)
     assert completed.type == T.RUN_COMPLETED and completed.payload["summary"] == "Greeting added and documented."
     first = scripted_llm.requests[0]["body"]
     if provider == "ollama":
