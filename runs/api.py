@@ -11,14 +11,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ERRORS, json_object
-from runs import lifecycle, services
+from runs import lifecycle, options, review, services
 from runs.selectors import run_list
 from runs.serializers import (
+    ApproveInput,
     DirectiveInput,
     EventPage,
     EventSerializer,
     EventsQuery,
+    ReviewInput,
     RunCreateInput,
+    RunDiff,
     RunListQuery,
     RunSerializer,
     SweepResult,
@@ -105,6 +108,47 @@ class RunStopApi(APIView):
     @extend_schema(request=None, responses={200: RunSerializer, **ERRORS}, summary="Stop a run for good")
     def post(self, request: Request, run_id: int) -> Response:
         return _act(request, run_id, lifecycle.Action.STOP)
+
+
+class RunDiffApi(APIView):
+    @extend_schema(responses={200: RunDiff, **ERRORS}, summary="The run's changes as a unified diff")
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(review.run_diff(services.get_run(run_id)))
+
+
+def _comment(body: dict[str, Any]) -> str:
+    return options.clean_comment(body.get("comment"))
+
+
+class RunApproveApi(APIView):
+    @extend_schema(
+        request=ApproveInput, responses={200: RunSerializer, **ERRORS}, summary="Approve: merge the changes"
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        body = json_object(request)
+        strategy = body.get("strategy") or "ff-only"
+        review.approve(run_id, user=request.user, comment=_comment(body), strategy=strategy)
+        return Response(RunSerializer(services.get_run(run_id)).data)
+
+
+class RunRejectApi(APIView):
+    @extend_schema(
+        request=ReviewInput, responses={200: RunSerializer, **ERRORS}, summary="Reject: drop the changes"
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        body = json_object(request)
+        review.reject(run_id, user=request.user, comment=_comment(body))
+        return Response(RunSerializer(services.get_run(run_id)).data)
+
+
+class RunRollbackApi(APIView):
+    @extend_schema(
+        request=ReviewInput, responses={200: RunSerializer, **ERRORS}, summary="Roll back an approved run"
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        body = json_object(request)
+        review.rollback(run_id, user=request.user, comment=_comment(body))
+        return Response(RunSerializer(services.get_run(run_id)).data)
 
 
 class RunDirectiveApi(APIView):

@@ -20,6 +20,7 @@ DIRECTIVE_MAX_LENGTH = 8_000
 METADATA_MAX_BYTES = 64 * 1024
 MAX_STEPS_RANGE = (1, 1000)
 STEP_SECONDS_RANGE = (0, 60)
+NUMBER_OPTIONS = {"max_tokens": (1, 100_000_000), "command_timeout": (1, 86_400)}
 
 
 def _is_number(value: Any) -> bool:
@@ -48,6 +49,10 @@ def clean_goal(value: Any) -> str:
 
 def clean_name(value: Any) -> str:
     return _text(value, field="name", max_length=NAME_MAX_LENGTH, required=False).strip()
+
+
+def clean_comment(value: Any) -> str:
+    return _text(value, field="comment", max_length=DIRECTIVE_MAX_LENGTH, required=False).strip()
 
 
 def clean_directive(value: Any) -> str:
@@ -102,6 +107,14 @@ def clean_options(value: Any) -> dict[str, Any]:
             )
     if "agent" in value and value["agent"] not in AGENT_NAMES:
         raise InvalidInput(f"options.agent must be one of {', '.join(AGENT_NAMES)}.", field="options")
+    if "model" in value and (not isinstance(value["model"], str) or not 0 < len(value["model"]) <= 200):
+        raise InvalidInput("options.model must be a model name (1 to 200 characters).", field="options")
+    for key, (low, high) in NUMBER_OPTIONS.items():
+        number = value.get(key)
+        if key in value and (not _is_number(number) or not low <= number <= high):
+            raise InvalidInput(f"options.{key} must be a number from {low} to {high}.", field="options")
+    if "max_tokens" in value and not isinstance(value["max_tokens"], int):
+        raise InvalidInput("options.max_tokens must be an integer.", field="options")
     _no_nul(value, field="options")
     size = len(json.dumps(value).encode())
     if size > METADATA_MAX_BYTES:

@@ -12,6 +12,7 @@ class RunSerializer(serializers.ModelSerializer):
     project_name = serializers.CharField(source="project.name", read_only=True)
     metadata = serializers.JSONField(source="run_metadata", read_only=True)
     created_by = serializers.SerializerMethodField()
+    reviewed_by = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -32,11 +33,26 @@ class RunSerializer(serializers.ModelSerializer):
             "finished_at",
             "created_by",
             "attempt",
+            "branch",
+            "base_branch",
+            "base_commit",
+            "prompt_tokens",
+            "completion_tokens",
+            "review_state",
+            "merge_commit",
+            "revert_commit",
+            "pull_request_url",
+            "reviewed_by",
+            "reviewed_at",
+            "review_comment",
         ]
         read_only_fields = fields
 
     def get_created_by(self, run: Run) -> str | None:
         return run.created_by.get_username() if run.created_by else None
+
+    def get_reviewed_by(self, run: Run) -> str | None:
+        return run.reviewed_by.get_username() if run.reviewed_by else None
 
 
 class RunCreateInput(serializers.Serializer):
@@ -76,6 +92,40 @@ class EventsQuery(serializers.Serializer):
 class EventPage(serializers.Serializer):
     results = EventSerializer(many=True)
     cursor = serializers.IntegerField(help_text="seq of the last event returned, or `after` when none.")
+
+
+class ReviewInput(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=8000)
+
+
+class ApproveInput(ReviewInput):
+    strategy = serializers.ChoiceField(
+        choices=["ff-only", "merge"],
+        required=False,
+        default="ff-only",
+        help_text="How to merge into the base branch.",
+    )
+
+
+class DiffFile(serializers.Serializer):
+    path = serializers.CharField()
+    added = serializers.IntegerField()
+    deleted = serializers.IntegerField()
+    binary = serializers.BooleanField()
+
+
+class DiffCommit(serializers.Serializer):
+    sha = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RunDiff(serializers.Serializer):
+    base = serializers.CharField(allow_null=True)
+    head = serializers.CharField(allow_null=True)
+    files = DiffFile(many=True)
+    commits = DiffCommit(many=True)
+    diff = serializers.CharField(allow_blank=True, help_text="Unified diff base..head.")
+    dry_run = serializers.BooleanField()
 
 
 class DirectiveInput(serializers.Serializer):
