@@ -9,7 +9,7 @@ from projects.models import Project
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "local_path", "run_count", "created_at"]
+    list_display = ["name", "local_path", "allowed_commands", "run_count", "created_at"]
     search_fields = ["name", "local_path"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at"]

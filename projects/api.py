@@ -23,7 +23,11 @@ class ProjectListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         body = json_object(request)
-        project = services.create_project(name=body.get("name"), local_path=body.get("local_path"))
+        project = services.create_project(
+            name=body.get("name"),
+            local_path=body.get("local_path"),
+            allowed_commands=body.get("allowed_commands"),
+        )
         return Response(
             ProjectSerializer(project).data, status=201, headers={"Location": f"/api/projects/{project.pk}/"}
         )
@@ -40,7 +44,10 @@ class ProjectDetailApi(APIView):
     def patch(self, request: Request, project_id: int) -> Response:
         body = json_object(request)
         project = services.update_project(
-            services.get_project(project_id), name=body.get("name"), local_path=body.get("local_path")
+            services.get_project(project_id),
+            name=body.get("name"),
+            local_path=body.get("local_path"),
+            allowed_commands=body.get("allowed_commands"),
         )
         return Response(ProjectSerializer(project).data)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from django.db import IntegrityError, transaction
 
 from config.errors import Conflict, InvalidInput, NotFound
@@ -30,6 +32,26 @@ def _ensure_unique(name: str, *, exclude_id: int | None = None) -> None:
         raise InvalidInput(f"A project named {name!r} already exists.", field="name")
 
 
+MAX_ALLOWED_COMMANDS = 50
+
+
+def _clean_commands(value: object) -> list[str]:
+    """Command-line prefixes the agent may run, e.g. ["pytest", "ruff check"]; no shell syntax."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidInput("allowed_commands must be a list of command lines.", field="allowed_commands")
+    commands = [item.strip() for item in value if item.strip()]
+    if len(commands) > MAX_ALLOWED_COMMANDS:
+        raise InvalidInput(f"At most {MAX_ALLOWED_COMMANDS} allowed commands.", field="allowed_commands")
+    for command in commands:
+        if len(command) > 200 or "\x00" in command:
+            raise InvalidInput(f"{command[:40]!r}... is not a valid command.", field="allowed_commands")
+        try:
+            shlex.split(command)
+        except ValueError as exc:
+            raise InvalidInput(f"{command!r} cannot be parsed: {exc}.", field="allowed_commands") from None
+    return commands
+
+
 def get_project(project_id: int) -> Project:
     try:
         return Project.objects.get(pk=project_id)
@@ -37,23 +59,32 @@ def get_project(project_id: int) -> Project:
         raise NotFound(f"Project {project_id} does not exist.") from None
 
 
-def create_project(*, name: str, local_path: str) -> Project:
+def create_project(*, name: str, local_path: str, allowed_commands: object = None) -> Project:
     name = _clean_name(name)
     path = validate_project_path(local_path)
+    commands = _clean_commands(allowed_commands if allowed_commands is not None else [])
     _ensure_unique(name)
     try:
         with transaction.atomic():
-            return Project.objects.create(name=name, local_path=path)
+            return Project.objects.create(name=name, local_path=path, allowed_commands=commands)
     except IntegrityError:
         raise InvalidInput(f"A project named {name!r} already exists.", field="name") from None
 
 
-def update_project(project: Project, *, name: str | None = None, local_path: str | None = None) -> Project:
+def update_project(
+    project: Project,
+    *,
+    name: str | None = None,
+    local_path: str | None = None,
+    allowed_commands: object = None,
+) -> Project:
     if name is not None:
         project.name = _clean_name(name)
         _ensure_unique(project.name, exclude_id=project.pk)
     if local_path is not None:
         project.local_path = validate_project_path(local_path)
+    if allowed_commands is not None:
+        project.allowed_commands = _clean_commands(allowed_commands)
     try:
         with transaction.atomic():
             project.save()
