@@ -13,6 +13,13 @@ class Project(models.Model):
         blank=True,
         help_text='Command-line prefixes the agent may run, e.g. "pytest", "ruff check". Empty: none.',
     )
+    forgejo_repo = models.CharField(
+        max_length=200, blank=True, help_text='Forgejo repository as "owner/name", for pull requests.'
+    )
+    repo_url = models.CharField(
+        max_length=500, blank=True, help_text="Push URL for run branches; default FORGEJO_URL/owner/name.git."
+    )
+    taiga_project = models.CharField(max_length=200, blank=True, help_text="Taiga project slug.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -77,6 +77,9 @@ class Run(models.Model):
     merge_commit = models.CharField(max_length=64, blank=True)
     revert_commit = models.CharField(max_length=64, blank=True)
     pull_request_url = models.URLField(max_length=500, blank=True)
+    taiga_item = models.JSONField(
+        default=dict, blank=True, help_text="The Taiga story or task this run reports to."
+    )
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -6,13 +6,17 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from django.db import transaction
+
 from config.errors import Conflict, InvalidInput
-from runs import lifecycle, workspace
+from events.models import EventType
+from events.recorder import record_event
+from runs import forgejo, lifecycle, workspace
 from runs.lifecycle import ReviewAction
 from runs.models import Run
 from runs.workspace import GitError, git
 
-STRATEGIES = ("ff-only", "merge")
+STRATEGIES = ("ff-only", "merge", "pull_request")
 
 
 def run_diff(run: Run) -> dict[str, Any]:
@@ -104,6 +108,8 @@ def approve(run_id: int, *, user: Any = None, comment: str = "", strategy: str =
             f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.", field="strategy"
         )
     run = lifecycle.check_review(run_id, ReviewAction.APPROVE)
+    if strategy == "pull_request":
+        return _approve_with_pull_request(run, user=user, comment=comment)
     repo = run.project.local_path
     base = _require_checkout(run)
     changed = [f["path"] for f in workspace.diff(repo, run.base_commit, run.branch)["files"]]
@@ -132,6 +138,24 @@ def approve(run_id: int, *, user: Any = None, comment: str = "", strategy: str =
         _drop_worktree(run)
 
 
+def _approve_with_pull_request(run: Run, *, user: Any, comment: str) -> Run:
+    pull_request = forgejo.open_pull_request(run, comment=comment)
+    with transaction.atomic():
+        approved = lifecycle.apply_review(
+            run.pk,
+            ReviewAction.APPROVE,
+            user=user,
+            comment=comment,
+            payload={"strategy": "pull_request", "pull_request_url": pull_request["url"]},
+            changes={"pull_request_url": pull_request["url"]},
+        )
+        record_event(
+            run.pk, EventType.PR_OPENED, {**pull_request, "branch": run.branch, "base": run.base_branch}
+        )
+    _drop_worktree(run)
+    return approved
+
+
 def reject(run_id: int, *, user: Any = None, comment: str = "") -> Run:
     run = lifecycle.check_review(run_id, ReviewAction.REJECT)
     _drop_worktree(run)
@@ -145,6 +169,10 @@ def reject(run_id: int, *, user: Any = None, comment: str = "") -> Run:
 
 def rollback(run_id: int, *, user: Any = None, comment: str = "") -> Run:
     run = lifecycle.check_review(run_id, ReviewAction.ROLLBACK)
+    if not run.merge_commit:
+        raise Conflict(
+            f"Run {run_id} was approved as a pull request ({run.pull_request_url}); revert it in Forgejo."
+        )
     repo = run.project.local_path
     _require_checkout(run)
     changed = [f["path"] for f in workspace.diff(repo, run.base_commit, run.merge_commit)["files"]]

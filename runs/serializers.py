@@ -100,10 +100,10 @@ class ReviewInput(serializers.Serializer):
 
 class ApproveInput(ReviewInput):
     strategy = serializers.ChoiceField(
-        choices=["ff-only", "merge"],
+        choices=["ff-only", "merge", "pull_request"],
         required=False,
         default="ff-only",
-        help_text="How to merge into the base branch.",
+        help_text="Merge into the base branch (ff-only, merge) or open a Forgejo pull request.",
     )
 
 

@@ -111,3 +111,28 @@ def scripted_llm(settings) -> Iterator[ScriptedLLM]:
         server.clear()
         if server.is_running():
             server.stop()
+
+
+def edit_script(content: str = "def hello():\n    return 'hi'\n", path: str = "hello.py") -> list[dict]:
+    """Replies of a model that writes one file in one step and finishes."""
+    return [
+        {"action": "plan", "steps": [f"Write {path}"]},
+        {"action": "write_file", "path": path, "content": content},
+        {"action": "step_done", "summary": f"{path} written"},
+        {"action": "finish", "success": True, "summary": "done"},
+    ]
+
+
+@pytest.fixture
+def finished_run(scripted_llm, make_run):
+    """A run of the LLM agent that changed one file and now awaits review."""
+    from runs.execution import execute_run
+    from runs.models import Run
+
+    def make(**script: Any) -> Run:
+        scripted_llm.queue(*edit_script(**script))
+        run = make_run(options={"agent": "llm", "max_steps": 10})
+        assert execute_run(run.pk) == "completed"
+        return Run.objects.select_related("project").get(pk=run.pk)
+
+    return make

@@ -21,26 +21,6 @@ def git(path, *args: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
-def edit_script(content: str = "def hello():\n    return 'hi'\n", path: str = "hello.py") -> list[dict]:
-    return [
-        {"action": "plan", "steps": [f"Write {path}"]},
-        {"action": "write_file", "path": path, "content": content},
-        {"action": "step_done", "summary": f"{path} written"},
-        {"action": "finish", "success": True, "summary": "done"},
-    ]
-
-
-@pytest.fixture
-def finished_run(scripted_llm, make_run):
-    def make(**script) -> Run:
-        scripted_llm.queue(*edit_script(**script))
-        run = make_run(options={"agent": "llm", "max_steps": 10})
-        assert execute_run(run.pk) == "completed"
-        return Run.objects.select_related("project").get(pk=run.pk)
-
-    return make
-
-
 @pytest.mark.django_db
 def test_it_requests_review_when_files_changed(finished_run):
     run = finished_run()

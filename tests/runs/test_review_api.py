@@ -5,17 +5,12 @@ from __future__ import annotations
 import pytest
 
 from events.models import EventType
-from runs.execution import execute_run
 from runs.models import ReviewState, Run
-from tests.runs.test_review import edit_script
 
 
 @pytest.fixture
-def pending_run(scripted_llm, make_run) -> Run:
-    scripted_llm.queue(*edit_script())
-    run = make_run(options={"agent": "llm", "max_steps": 10})
-    execute_run(run.pk)
-    return Run.objects.get(pk=run.pk)
+def pending_run(finished_run) -> Run:
+    return finished_run()
 
 
 @pytest.mark.django_db
@@ -29,7 +24,9 @@ def test_it_serves_the_diff(api, pending_run):
 
 @pytest.mark.django_db
 def test_it_approves_and_rolls_back_over_http(api, pending_run):
-    response = api.post(f"/api/runs/{pending_run.pk}/approve/", {"comment": "ok", "strategy": "merge"}, format="json")
+    response = api.post(
+        f"/api/runs/{pending_run.pk}/approve/", {"comment": "ok", "strategy": "merge"}, format="json"
+    )
     assert response.status_code == 200, response.json()
     body = response.json()
     assert (body["review_state"], body["reviewed_by"], body["review_comment"]) == ("approved", "alice", "ok")
