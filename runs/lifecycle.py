@@ -92,6 +92,7 @@ def apply_action(run_id: int, action: Action, *, actor: str | None = None) -> Ru
             if record_event(
                 run_id, ACTION_EVENTS[action], payload, condition=Q(status=current), changes=changes
             ):
+                _tell_integrations(run_id, ACTION_EVENTS[action])
                 if action is Action.RESUME:
                     _enqueue_on_commit(run_id)
                 return Run.objects.select_related("project", "created_by").get(pk=run_id)
@@ -124,6 +125,8 @@ def claim(run_id: int, owner: str) -> Run | None:
         )
         if event is None:
             return None
+        if row["attempt"] == 0:
+            _tell_integrations(run_id, EventType.RUN_STARTED)
         return Run.objects.select_related("project").get(pk=run_id)
 
 
@@ -163,6 +166,9 @@ def complete(
         if event is not None and changed_files:
             pending = {"review_state": ReviewState.PENDING}
             record_event(run_id, EventType.REVIEW_REQUESTED, {"files_changed": True}, changes=pending)
+        if event is not None:
+            note = "Changes await review." if changed_files else ""
+            _tell_integrations(run_id, EventType.RUN_COMPLETED, note)
         return event
 
 
@@ -173,18 +179,12 @@ def fail(
     condition = Q(status__in=ACTIVE_STATUSES)
     if owner is not None:
         condition &= Q(lease_owner=owner)
-    return record_event(
-        run_id,
-        EventType.RUN_FAILED,
-        {"reason": reason, **(details or {})},
-        condition=condition,
-        changes={
-            "status": RunStatus.FAILED,
-            "error": reason,
-            "finished_at": timezone.now(),
-            **_CLEARED_LEASE,
-        },
-    )
+    changes = {"status": RunStatus.FAILED, "error": reason, "finished_at": timezone.now(), **_CLEARED_LEASE}
+    payload = {"reason": reason, **(details or {})}
+    event = record_event(run_id, EventType.RUN_FAILED, payload, condition=condition, changes=changes)
+    if event is not None:
+        _tell_integrations(run_id, EventType.RUN_FAILED, reason[:300])
+    return event
 
 
 def recover_lost_worker(run_id: int, owner: str) -> str | None:
@@ -269,7 +269,14 @@ def apply_review(
     if event is None:
         check_review(run_id, action)
         raise InvalidTransition(f"Run {run_id} changed while it was being reviewed; try again.")
+    _tell_integrations(run_id, event_type, comment)
     return Run.objects.select_related("project", "created_by").get(pk=run_id)
+
+
+def _tell_integrations(run_id: int, event_type: EventType, detail: str = "") -> None:
+    from runs import taiga
+
+    taiga.report_on_commit(run_id, event_type, detail)
 
 
 def _enqueue_on_commit(run_id: int) -> None:
