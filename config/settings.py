@@ -223,7 +223,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "django_q": {"level": env.str("WORKER_LOG_LEVEL", default="WARNING")},
+        "django-q": {"level": env.str("WORKER_LOG_LEVEL", default="WARNING")},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
     },
