@@ -54,6 +54,45 @@ def run_diff(run: Run) -> dict[str, Any]:
     return {**changes, "commits": commits, "dry_run": False}
 
 
+def files_for_display(diff: str) -> list[dict[str, Any]]:
+    """A unified diff (git's or difflib's) split per file, each line with its old and new line numbers."""
+    files: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    in_header = False
+    old = new = 0
+    for line in diff.splitlines():
+        if line.startswith("diff --git") or (line.startswith("--- ") and not in_header):
+            current = {"path": "", "old_path": "", "added": 0, "deleted": 0, "lines": []}
+            files.append(current)
+            in_header = True
+            if line.startswith("diff --git"):
+                continue
+        if in_header:
+            if line.startswith("--- "):
+                current["old_path"] = line[4:].removeprefix("a/")
+            elif line.startswith("+++ "):
+                path = line[4:].removeprefix("b/")
+                current["path"] = current["old_path"] if path == "/dev/null" else path
+                in_header = False
+            continue
+        if line.startswith("@@"):
+            ranges = line.split("@@")[1].split()
+            old, new = (int(r[1:].split(",")[0]) for r in ranges[:2])
+            current["lines"].append(("hunk", "", "", line))
+        elif line.startswith("+"):
+            current["lines"].append(("add", "", new, line[1:]))
+            current["added"] += 1
+            new += 1
+        elif line.startswith("-"):
+            current["lines"].append(("del", old, "", line[1:]))
+            current["deleted"] += 1
+            old += 1
+        elif line.startswith(" "):
+            current["lines"].append(("ctx", old, new, line[1:]))
+            old, new = old + 1, new + 1
+    return files
+
+
 def _dry_run_diff(run: Run) -> str:
     completed = run.events.filter(type="RUN_COMPLETED").order_by("-seq").first()
     return (completed.payload or {}).get("proposed_diff", "") if completed else ""

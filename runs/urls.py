@@ -3,5 +3,13 @@ from django.urls import path
 from runs import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.dashboard, name="home"),
+    path("status/bar/", views.status_fragment, name="status-bar"),
+    path("runs/new/", views.run_create, name="run-new"),
+    path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("runs/<int:run_id>/events/", views.run_events, name="run-events"),
+    path("runs/<int:run_id>/events/older/", views.run_events_older, name="run-events-older"),
+    path("runs/<int:run_id>/directive/", views.run_directive, name="run-directive"),
+    path("runs/<int:run_id>/<str:decision>/review/", views.run_review, name="run-review"),
+    path("runs/<int:run_id>/<str:action>/", views.run_action, name="run-action"),
 ]

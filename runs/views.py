@@ -1,14 +1,223 @@
-"""Console pages. The full console (dashboard, run page, controls) is built on the same services."""
+"""Console pages for runs. Thin: read through selectors, write through services and the lifecycle."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, OuterRef, Subquery
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from config import status as status_bar
+from config.errors import DomainError
+from events.models import Event, EventType
+from projects.models import Project
+from runs import lifecycle, review, services
+from runs.forms import DirectiveForm, RunCreateForm
+from runs.lifecycle import Action
+from runs.models import ACTIVE_STATUSES, ReviewState, Run, RunStatus, RunType
 from runs.selectors import run_list
+
+PAGE_SIZE = 25
+EVENT_WINDOW = 200
+STOP_POLLING = 286  # htmx stops polling when a response has this status
+
+
+def _filters(request: HttpRequest) -> dict[str, Any]:
+    """Dashboard filters from the query string; unknown values are ignored, not errors."""
+    params = request.GET
+    chosen: dict[str, Any] = {}
+    if params.get("status") in RunStatus.values:
+        chosen["status"] = params["status"]
+    if params.get("run_type") in RunType.values:
+        chosen["run_type"] = params["run_type"]
+    if params.get("project", "").isdigit():
+        chosen["project"] = int(params["project"])
+    if params.get("q", "").strip():
+        chosen["q"] = params["q"].strip()[:200]
+    return chosen
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "runs/home.html", {"runs": run_list()[:20]})
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    filters = _filters(request)
+    runs = run_list(**filters)
+    if request.GET.get("review") == ReviewState.PENDING:
+        runs = runs.filter(review_state=ReviewState.PENDING)
+        filters["review"] = ReviewState.PENDING
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "filters": filters,
+        "any_active": any(run.status in ACTIVE_STATUSES for run in page),
+        "query": request.GET.copy(),
+        "statuses": RunStatus.choices,
+        "run_types": RunType.choices,
+    }
+    if request.htmx and request.htmx.target == "runs-table":
+        return render(request, "runs/dashboard.html#runs-table", context)
+    counts = dict(Run.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    last_run = Run.objects.filter(project=OuterRef("pk")).order_by("-created_at", "-id")
+    projects = Project.objects.annotate(
+        last_run_id=Subquery(last_run.values("pk")[:1]),
+        last_run_status=Subquery(last_run.values("status")[:1]),
+        last_run_name=Subquery(last_run.values("name")[:1]),
+    )
+    context |= {
+        "counts": [(value, label, counts.get(value, 0)) for value, label in RunStatus.choices],
+        "awaiting_review": Run.objects.filter(review_state=ReviewState.PENDING).count(),
+        "projects": projects,
+        "form": RunCreateForm(),
+    }
+    return render(request, "runs/dashboard.html", context)
+
+
+@login_required
+def run_create(request: HttpRequest) -> HttpResponse:
+    form = RunCreateForm(request.POST or None, initial={"project": request.GET.get("project")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.create_run(
+                project_id=form.cleaned_data["project"].pk,
+                goal=form.cleaned_data["goal"],
+                name=form.cleaned_data["name"],
+                run_type=form.cleaned_data["run_type"],
+                run_options=form.run_options(),
+                metadata=form.cleaned_data["metadata"],
+                created_by=request.user,
+            )
+        except DomainError as error:
+            form.add_domain_error(error)
+        else:
+            messages.success(request, f"Run created: {run.name}")
+            if request.htmx:
+                return HttpResponseClientRedirect(f"/runs/{run.pk}/")
+            return redirect("run-detail", run_id=run.pk)
+    template = "runs/new.html#run-form" if request.htmx else "runs/new.html"
+    # htmx swaps only 2xx responses: the dialog gets its errors with 200, a plain browser with 400.
+    failed = bool(form.errors) and not request.htmx
+    return render(request, template, {"form": form}, status=400 if failed else 200)
+
+
+def _run_or_404(run_id: int) -> Run:
+    try:
+        return services.get_run(run_id)
+    except DomainError:
+        raise Http404(f"Run {run_id} does not exist.") from None
+
+
+def _run_context(run: Run) -> dict[str, Any]:
+    return {
+        "run": run,
+        "actions": [action.value for action in lifecycle.allowed_actions(run.status)],
+        "terminal": run.is_terminal,
+        "active": run.status in ACTIVE_STATUSES,
+    }
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(run_id)
+    events = list(Event.objects.filter(run_id=run_id).order_by("-seq")[:EVENT_WINDOW])[::-1]
+    context = _run_context(run) | {
+        "events": events,
+        "cursor": events[-1].seq if events else 0,
+        "oldest": events[0].seq if events else 0,
+        "event_types": EventType.choices,
+        "directive_form": DirectiveForm(),
+    }
+    if run.review_state != ReviewState.NONE or run.branch or run.options.get("dry_run"):
+        try:
+            context["diff"] = review.run_diff(run)
+            context["diff_files"] = review.files_for_display(context["diff"]["diff"])
+        except DomainError as error:
+            context["diff_error"] = error.message
+    return render(request, "runs/detail.html", context)
+
+
+@login_required
+@require_GET
+def run_events(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The poll: events after ?after=<seq>, plus the header when the status changed. One events query."""
+    run = _run_or_404(run_id)
+    after = int(request.GET["after"]) if request.GET.get("after", "").isdigit() else 0
+    events = list(Event.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:EVENT_WINDOW])
+    context = _run_context(run) | {"events": events, "cursor": events[-1].seq if events else after}
+    response = render(request, "runs/detail.html#poll", context)
+    if run.is_terminal and not events:
+        response.status_code = STOP_POLLING
+    return response
+
+
+@login_required
+@require_GET
+def run_events_older(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(run_id)
+    before = int(request.GET["before"]) if request.GET.get("before", "").isdigit() else 0
+    events = list(Event.objects.filter(run_id=run_id, seq__lt=before).order_by("-seq")[:EVENT_WINDOW])[::-1]
+    context = {"run": run, "events": events, "oldest": events[0].seq if events else 0}
+    return render(request, "runs/detail.html#older-page", context)
+
+
+@login_required
+@require_POST
+def run_action(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
+    try:
+        lifecycle.apply_action(run_id, Action(action), actor=services.actor_name(request.user))
+        messages.success(
+            request, {"pause": "Run paused.", "resume": "Run resumed.", "stop": "Run stopped."}[action]
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("run-detail", run_id=run_id)
+
+
+@login_required
+@require_POST
+def run_directive(request: HttpRequest, run_id: int) -> HttpResponse:
+    form = DirectiveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Write a directive first (at most 8,000 characters).")
+        return redirect("run-detail", run_id=run_id)
+    try:
+        services.send_directive(
+            run_id, text=form.cleaned_data["text"], actor=services.actor_name(request.user)
+        )
+        messages.success(request, "Directive sent: the agent applies it at its next step.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("run-detail", run_id=run_id)
+
+
+@login_required
+@require_POST
+def run_review(request: HttpRequest, run_id: int, decision: str) -> HttpResponse:
+    comment = request.POST.get("comment", "")[:8000]
+    try:
+        if decision == "approve":
+            review.approve(
+                run_id, user=request.user, comment=comment, strategy=request.POST.get("strategy", "ff-only")
+            )
+            messages.success(request, "Changes approved.")
+        elif decision == "reject":
+            review.reject(run_id, user=request.user, comment=comment)
+            messages.success(request, "Changes rejected: the branch is deleted.")
+        else:
+            review.rollback(run_id, user=request.user, comment=comment)
+            messages.success(request, "Changes rolled back with a revert commit.")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("run-detail", run_id=run_id)
+
+
+@login_required
+@require_GET
+def status_fragment(request: HttpRequest) -> HttpResponse:
+    return render(request, "base.html#status-bar", {"services": status_bar.current()})

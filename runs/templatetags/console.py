@@ -1,0 +1,52 @@
+"""Small display helpers for the console templates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+SUMMARY_KEYS = ("message", "description", "text", "reason", "summary", "result", "tool", "steps", "to")
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@register.filter
+def event_summary(payload: Any) -> str:
+    """One line that says what an event is about, from the first telling key of its payload."""
+    if not isinstance(payload, dict):
+        return ""
+    parts = []
+    if "step" in payload:
+        parts.append(f"step {payload['step']}" + (f"/{payload['of']}" if "of" in payload else ""))
+    for key in SUMMARY_KEYS:
+        value = payload.get(key)
+        if value and isinstance(value, str | list):
+            text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(text if key not in ("to", "worker") else f"{key} {text}")
+            break
+    if payload.get("actor"):
+        parts.append(f"by {payload['actor']}")
+    line = " · ".join(parts)
+    return line if len(line) <= 240 else f"{line[:237]}…"
+
+
+@register.simple_tag
+def duration(start: Any, end: Any = None) -> str:
+    """'6s', '2m 5s', '1h 3m' between two datetimes (end: now); '—' before the start."""
+    from django.utils import timezone
+
+    if not start:
+        return "—"
+    seconds = int(((end or timezone.now()) - start).total_seconds())
+    hours, rest = divmod(max(seconds, 0), 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"

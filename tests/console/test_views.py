@@ -1,0 +1,255 @@
+"""Console pages through Django's test client: login, fragments, forms, controls, CSRF, query counts."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from events.models import Event, EventType
+from events.recorder import record_event
+from projects.models import Project
+from runs import lifecycle
+from runs.execution import execute_run
+from runs.models import Run, RunStatus
+
+
+def text(response) -> str:
+    return html.unescape(response.content.decode())
+
+
+def words(response) -> str:
+    """The visible text, tags removed and white space folded."""
+    return " ".join(re.sub(r"<[^>]+>", " ", text(response)).split())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["/", "/runs/new/", "/runs/1/", "/runs/1/events/", "/projects/", "/status/bar/"]
+)
+def test_it_requires_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_it_logs_in_and_out(client, alice):
+    page = client.post("/accounts/login/", {"username": "alice", "password": "alice-password-1"}, follow=True)
+    assert page.status_code == 200 and "Log out alice" in text(page)
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_it_shows_counts_projects_and_filtered_runs(logged_in, make_run, project):
+    done = make_run(goal="fix the login page")
+    make_run(goal="write docs")
+    Run.objects.filter(pk=done.pk).update(status=RunStatus.COMPLETED)
+    response = logged_in.get("/")
+    page = text(response)
+    assert "1 Completed" in words(response) and "1 Queued" in words(response)
+    assert f'href="/runs/{done.pk}/"' in page and project.name in page
+    filtered = text(logged_in.get("/?status=COMPLETED&q=login"))
+    table = filtered[filtered.index('id="runs-table"') :]
+    assert done.name in table and "write-docs" not in table
+    assert 'value="login"' in filtered, "the filter stays in the form (bookmarkable query string)"
+
+
+@pytest.mark.django_db
+def test_it_refreshes_the_table_only_while_runs_are_active(logged_in, make_run):
+    run = make_run()
+    fragment = logged_in.get("/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="runs-table")
+    assert "<html" not in text(fragment) and 'hx-trigger="every 3s"' in text(fragment)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
+    quiet = logged_in.get("/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="runs-table")
+    assert "hx-trigger" not in text(quiet)
+
+
+@pytest.mark.django_db
+def test_it_creates_a_run_without_javascript(logged_in, project):
+    response = logged_in.post(
+        "/runs/new/",
+        {
+            "project": project.pk,
+            "goal": "Add a changelog",
+            "run_type": "agent",
+            "agent": "simple",
+            "max_steps": 2,
+        },
+        follow=True,
+    )
+    run = Run.objects.get()
+    assert response.redirect_chain[-1][0] == f"/runs/{run.pk}/"
+    assert f"Run created: {run.name}" in text(response)
+    assert run.options == {"dry_run": False, "verbose": False, "max_steps": 2, "agent": "simple"}
+
+
+@pytest.mark.django_db
+def test_it_shows_errors_beside_the_fields(logged_in, project):
+    response = logged_in.post(
+        "/runs/new/", {"project": project.pk, "goal": "", "run_type": "agent", "metadata": "{x"}
+    )
+    assert response.status_code == 400
+    page = text(response)
+    assert "This field is required." in page and "Not valid JSON" in page
+    assert 'id="id_metadata-error"' in page and not Run.objects.exists()
+    dialog = logged_in.post(
+        "/runs/new/", {"project": project.pk, "goal": "g", "metadata": "[1]"}, HTTP_HX_REQUEST="true"
+    )
+    assert (
+        dialog.status_code == 200 and "<html" not in text(dialog) and "must be a JSON object" in text(dialog)
+    )
+
+
+@pytest.mark.django_db
+def test_it_redirects_the_dialog_to_the_new_run(logged_in, project):
+    response = logged_in.post(
+        "/runs/new/",
+        {"project": project.pk, "goal": "g", "run_type": "task", "agent": "simple"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response["HX-Redirect"] == f"/runs/{Run.objects.get().pk}/"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "shown", "hidden"),
+    [
+        (RunStatus.QUEUED, ["pause", "stop"], ["resume"]),
+        (RunStatus.PAUSED, ["resume", "stop"], ["pause"]),
+        (RunStatus.COMPLETED, [], ["pause", "resume", "stop"]),
+    ],
+)
+def test_it_shows_only_valid_controls(logged_in, make_run, status, shown, hidden):
+    run = make_run()
+    Run.objects.filter(pk=run.pk).update(status=status)
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    for action in shown:
+        assert f'action="/runs/{run.pk}/{action}/"' in page
+    for action in hidden:
+        assert f'action="/runs/{run.pk}/{action}/"' not in page
+    assert ('name="text"' in page) == (status != RunStatus.COMPLETED), "directive box only while active"
+
+
+@pytest.mark.django_db
+def test_it_pauses_and_reports_invalid_actions_as_a_notice(logged_in, make_run):
+    run = make_run()
+    paused = logged_in.post(f"/runs/{run.pk}/pause/", follow=True)
+    assert "Run paused." in text(paused) and Run.objects.get(pk=run.pk).status == RunStatus.PAUSED
+    again = logged_in.post(f"/runs/{run.pk}/pause/", follow=True)
+    assert again.status_code == 200 and "Cannot pause run" in text(again)
+    directive = logged_in.post(f"/runs/{run.pk}/directive/", {"text": "go slower"}, follow=True)
+    assert "Directive sent" in text(directive)
+    assert Event.objects.filter(
+        run=run, type=EventType.DIRECTIVE_RECEIVED, payload__text="go slower"
+    ).exists()
+
+
+@pytest.mark.django_db
+def test_it_enforces_csrf_on_controls(alice, make_run):
+    client = Client(enforce_csrf_checks=True)
+    client.login(username="alice", password="alice-password-1")
+    run = make_run()
+    assert client.post(f"/runs/{run.pk}/stop/").status_code == 403
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_it_polls_events_with_a_constant_number_of_queries(logged_in, make_run):
+    run = make_run()
+    with CaptureQueriesContext(connection) as few:
+        first = logged_in.get(f"/runs/{run.pk}/events/?after=0", HTTP_HX_REQUEST="true")
+    for n in range(50):
+        record_event(run.pk, EventType.AGENT_THINKING, {"message": f"thought {n}"})
+    with CaptureQueriesContext(connection) as many:
+        later = logged_in.get(f"/runs/{run.pk}/events/?after=1", HTTP_HX_REQUEST="true")
+    assert len(many) == len(few)
+    event_queries = [q["sql"] for q in many.captured_queries if "events_event" in q["sql"]]
+    assert len(event_queries) == 1 and '"seq" >' in event_queries[0].replace("`", '"')
+    assert "<html" not in text(first) and "thought 49" in text(later) and "after=51" in text(later)
+
+
+@pytest.mark.django_db
+def test_it_stops_polling_a_finished_run(logged_in, make_run):
+    run = make_run(options={"max_steps": 1})
+    execute_run(run.pk)
+    last = Run.objects.get(pk=run.pk).event_seq
+    response = logged_in.get(f"/runs/{run.pk}/events/?after={last}", HTTP_HX_REQUEST="true")
+    assert response.status_code == 286 and "hx-trigger" not in text(response)
+    assert "live updates stopped" in text(logged_in.get(f"/runs/{run.pk}/"))
+
+
+@pytest.mark.django_db
+def test_it_renders_a_long_log_in_pages(logged_in, make_run):
+    run = make_run()
+    for n in range(5000):
+        record_event(run.pk, EventType.AGENT_THINKING, {"message": f"thought {n}"})
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    assert page.count('class="event ') == 200 and "thought 4999" in page and "thought 4700" not in page
+    oldest = 5001 - 199
+    assert f"before={oldest}" in page
+    older = text(logged_in.get(f"/runs/{run.pk}/events/older/?before={oldest}", HTTP_HX_REQUEST="true"))
+    assert (
+        older.count('class="event ') == 200
+        and "thought 4600" in older
+        and 'hx-swap-oob="afterbegin:#event-log"' in older
+    )
+
+
+@pytest.mark.django_db
+def test_it_registers_projects_with_errors_beside_the_field(logged_in, make_repo):
+    bad = logged_in.post("/projects/", {"name": "etc", "local_path": "/etc"})
+    assert bad.status_code == 400 and "system directory" in text(bad) and not Project.objects.exists()
+    path = make_repo("console")
+    good = logged_in.post(
+        "/projects/", {"name": "console", "local_path": str(path), "allowed_commands": "pytest -q\n"}
+    )
+    project = Project.objects.get()
+    assert good["Location"] == f"/projects/{project.pk}/" and project.allowed_commands == ["pytest -q"]
+    assert "console" in text(logged_in.get(f"/projects/{project.pk}/"))
+
+
+@pytest.mark.django_db
+def test_it_shows_the_failure_reason_at_the_top(logged_in, make_run):
+    run = make_run()
+    lifecycle.fail(run.pk, "disk on fire")
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    assert page.index("disk on fire") < page.index("Goal")
+
+
+@pytest.mark.django_db
+def test_it_reviews_from_the_run_page(logged_in, finished_run):
+    run = finished_run()
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    assert "hello.py" in page and "+2" in page and "def hello():" in page
+    approved = logged_in.post(
+        f"/runs/{run.pk}/approve/review/", {"strategy": "merge", "comment": "ok"}, follow=True
+    )
+    assert "Changes approved." in text(approved)
+    assert Run.objects.get(pk=run.pk).review_state == "approved"
+    rolled = logged_in.post(f"/runs/{run.pk}/rollback/review/", follow=True)
+    assert "rolled back" in text(rolled)
+
+
+@pytest.mark.django_db
+def test_it_reports_service_status(logged_in, settings, httpserver):
+    from django.core.cache import cache
+
+    cache.clear()
+    httpserver.expect_request("/api/version").respond_with_json({"version": "0.9.0"})
+    settings.OLLAMA_URL = httpserver.url_for("/").rstrip("/")
+    settings.FORGEJO_URL = "http://127.0.0.1:9"
+    settings.TAIGA_URL = ""
+    response = logged_in.get("/status/bar/")
+    bar = words(response)
+    assert (
+        "Ollama up" in bar
+        and "Forgejo down" in bar
+        and "Taiga not configured" in bar
+        and "Worker down" in bar
+    )
+    assert "<html" not in text(response)
