@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.runs.conftest import finished_run, scripted_llm  # noqa: F401 (fixtures shared with the run tests)
+from tests.reliability.conftest import start_cluster  # noqa: F401 (fixtures shared with other suites)
+from tests.runs.conftest import finished_run, scripted_llm  # noqa: F401
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -1,0 +1,108 @@
+"""The console in a real Chromium against a live server and a real worker cluster."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from runs.models import Run
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page: Page, live_server) -> None:
+    page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("alice-password-1")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+
+
+def test_it_creates_a_run_in_the_dialog_and_follows_it_live(page: Page, live_server, alice, project, start_cluster,
+                                                           screenshot):  # fmt: skip
+    start_cluster()
+    log_in(page, live_server)
+    expect(page.locator("#status-bar")).to_contain_text("Worker up", timeout=10_000)
+    screenshot(page, "dashboard-light")
+    page.locator("#open-create").click()
+    dialog = page.locator("#create-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Project").select_option(label=project.name)
+    dialog.get_by_label("Goal").fill("Tidy the README")
+    dialog.get_by_label("Agent").select_option("simple")
+    dialog.get_by_label("Max steps").fill("3")
+    dialog.get_by_label("Metadata").fill("{not json")
+    dialog.get_by_role("button", name="Create run").click()
+    expect(dialog.locator("#id_metadata-error")).to_contain_text("Not valid JSON")
+    screenshot(page, "create-dialog-error")
+    assert not Run.objects.exists()
+    dialog.get_by_label("Metadata").fill('{"ticket": "T-7"}')
+    dialog.get_by_role("button", name="Create run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    expect(page.locator(".toast")).to_contain_text("Run created")
+    log = page.get_by_role("log")
+    expect(log).to_contain_text("RUN_STARTED", timeout=10_000)
+    expect(log).to_contain_text("RUN_COMPLETED", timeout=15_000)
+    expect(page.locator("#poller")).to_contain_text("live updates stopped", timeout=5_000)
+    expect(page.locator("#run-status")).to_contain_text("COMPLETED")
+    run = Run.objects.get()
+    assert run.run_metadata == {"ticket": "T-7"} and run.status == "COMPLETED"
+    screenshot(page, "run-completed-light")
+
+
+def test_it_pauses_resumes_directs_and_stops_from_the_page(page: Page, live_server, alice, make_run, start_cluster,
+                                                           screenshot):  # fmt: skip
+    start_cluster()
+    run = make_run(options={"max_steps": 40, "step_seconds": 0.5})
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    log = page.get_by_role("log")
+    expect(log).to_contain_text("STEP_COMPLETED", timeout=10_000)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#run-status")).to_contain_text("PAUSED")
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    expect(page.get_by_role("button", name="Pause")).to_have_count(0)
+    page.get_by_role("textbox", name="Directive").fill("Prefer small commits")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".toast")).to_contain_text("Directive sent")
+    expect(log).to_contain_text("Prefer small commits")
+    page.get_by_role("button", name="Resume").click()
+    expect(log).to_contain_text("DIRECTIVE_APPLIED", timeout=10_000)
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, "run-live-dark")
+    page.emulate_media(color_scheme="light")
+    screenshot(page, "run-live-light")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#run-status")).to_contain_text("STOPPED")
+    expect(page.get_by_role("button", name="Resume")).to_have_count(0)
+    assert Run.objects.get(pk=run.pk).status == "STOPPED"
+
+
+def test_it_keeps_a_run_when_the_stop_is_cancelled(page: Page, live_server, alice, make_run):
+    run = make_run()
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#run-status")).to_contain_text("QUEUED")
+    assert Run.objects.get(pk=run.pk).status == "QUEUED"
+
+
+def test_it_shows_new_events_without_reloading(page: Page, live_server, alice, make_run):
+    from events.models import EventType
+    from events.recorder import record_event
+
+    run = make_run()
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    marker = page.evaluate("() => { window.__kept = true; return window.__kept; }")
+    record_event(run.pk, EventType.AGENT_THINKING, {"message": "pushed from the server"})
+    expect(page.get_by_role("log")).to_contain_text("pushed from the server", timeout=5_000)
+    assert marker and page.evaluate("() => window.__kept === true"), "the page was not reloaded"
+    page.locator("#type-filter").select_option("RUN_CREATED")
+    expect(page.locator("li.event[data-type=AGENT_THINKING]")).to_be_hidden()
+    expect(page.locator("li.event[data-type=RUN_CREATED]")).to_be_visible()
