@@ -106,3 +106,41 @@ def test_it_shows_new_events_without_reloading(page: Page, live_server, alice, m
     page.locator("#type-filter").select_option("RUN_CREATED")
     expect(page.locator("li.event[data-type=AGENT_THINKING]")).to_be_hidden()
     expect(page.locator("li.event[data-type=RUN_CREATED]")).to_be_visible()
+
+
+def test_it_recovers_after_a_failed_poll(page: Page, live_server, alice, make_run):
+    from events.models import EventType
+    from events.recorder import record_event
+
+    run = make_run()
+    log_in(page, live_server)
+    failures = []
+
+    def fail_once(route):
+        if not failures:
+            failures.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/runs/\d+/events/\?after=.*"), fail_once)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    page.wait_for_timeout(2000)
+    record_event(run.pk, EventType.AGENT_THINKING, {"message": "after the outage"})
+    expect(page.get_by_role("log")).to_contain_text("after the outage", timeout=6_000)
+    assert failures, "one poll failed on the way"
+
+
+def test_it_refreshes_the_dashboard_while_runs_are_active(
+    page: Page, live_server, alice, make_run, screenshot
+):
+    run = make_run()
+    log_in(page, live_server)
+    expect(page.locator("#runs-table")).to_contain_text("QUEUED")
+    Run.objects.filter(pk=run.pk).update(status="COMPLETED")
+    expect(page.locator("#runs-table")).to_contain_text("COMPLETED", timeout=8_000)
+    expect(page.locator("#runs-table")).not_to_have_attribute("hx-trigger", re.compile("every"))
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, "dashboard-dark")
+    page.set_viewport_size({"width": 375, "height": 800})
+    screenshot(page, "dashboard-375px")
