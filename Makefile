@@ -43,6 +43,12 @@ $(TEST_STAMP): pyproject.toml $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
+# REQUIRE_LLM_E2E=1 (CI) also installs the real-model test's packages and makes that test required.
+E2E_STAMP := $(if $(filter 1,$(REQUIRE_LLM_E2E)),$(VENV)/.installed-e2e)
+$(VENV)/.installed-e2e: pyproject.toml $(TEST_STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,e2e]'
+	@touch $@
+
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -52,7 +58,7 @@ run: $(STAMP)
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(E2E_STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Model changes without migrations: run manage.py makemigrations" >&2; exit 1; }
 	$(VENV)/bin/pytest

@@ -25,39 +25,51 @@ if TYPE_CHECKING:
 
 TOOL_ACTIONS = ("list_files", "read_file", "write_file", "replace_in_file", "delete_file", "run_command")
 ACTIONS = ("plan", *TOOL_ACTIONS, "step_done", "finish")
-REQUIRED_ARGS = {
-    "plan": ("steps",),
-    "read_file": ("path",),
-    "write_file": ("path", "content"),
-    "replace_in_file": ("path", "old", "new"),
-    "delete_file": ("path",),
-    "run_command": ("command",),
-    "finish": ("summary",),
-}
-ACTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "thought": {"type": "string", "maxLength": 500},
-        "action": {"type": "string", "enum": list(ACTIONS)},
-        "path": {"type": "string", "maxLength": 300},
-        "content": {"type": "string"},
-        "old": {"type": "string"},
-        "new": {"type": "string"},
-        "start_line": {"type": "integer", "minimum": 1},
-        "end_line": {"type": "integer", "minimum": 1},
-        "command": {"type": "string", "maxLength": 500},
-        "steps": {
-            "type": "array",
-            "items": {"type": "string", "maxLength": 300},
-            "minItems": 1,
-            "maxItems": 10,
+_TEXT = {"type": "string", "maxLength": 300}
+_PATH = {"type": "string", "minLength": 1, "maxLength": 300}
+# One object schema per action: with `anyOf` a constrained decoder (llama.cpp, Ollama) can only produce
+# replies that carry every field their action needs, which is what makes small local models usable.
+ACTION_FIELDS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "plan": (
+        {"steps": {"type": "array", "items": {**_TEXT, "minLength": 1}, "minItems": 1, "maxItems": 10}},
+        ("steps",),
+    ),
+    "list_files": ({"path": _PATH}, ()),
+    "read_file": (
+        {
+            "path": _PATH,
+            "start_line": {"type": "integer", "minimum": 1},
+            "end_line": {"type": "integer", "minimum": 1},
         },
-        "summary": {"type": "string", "maxLength": 2000},
-        "success": {"type": "boolean"},
-    },
-    "required": ["action"],
-    "additionalProperties": False,
+        ("path",),
+    ),
+    "write_file": ({"path": _PATH, "content": {"type": "string", "maxLength": 60000}}, ("path", "content")),
+    "replace_in_file": (
+        {"path": _PATH, "old": {"type": "string", "minLength": 1}, "new": {"type": "string"}},
+        ("path", "old", "new"),
+    ),
+    "delete_file": ({"path": _PATH}, ("path",)),
+    "run_command": ({"command": {"type": "string", "minLength": 1, "maxLength": 500}}, ("command",)),
+    "step_done": ({"summary": {"type": "string", "maxLength": 2000}}, ()),
+    "finish": (
+        {"success": {"type": "boolean"}, "summary": {"type": "string", "maxLength": 2000}},
+        ("success", "summary"),
+    ),
 }
+
+
+def _action_schema(action: str) -> dict[str, Any]:
+    fields, required = ACTION_FIELDS[action]
+    return {
+        "type": "object",
+        "properties": {"action": {"type": "string", "enum": [action]}, **fields, "thought": _TEXT},
+        "required": ["action", *required],
+        "additionalProperties": False,
+    }
+
+
+ACTION_SCHEMAS = {action: _action_schema(action) for action in ACTIONS}
+ACTION_SCHEMA: dict[str, Any] = {"anyOf": list(ACTION_SCHEMAS.values())}
 REPAIR_ATTEMPTS = 2
 RESULT_CHARS = 6000
 KEEP_MESSAGES = 40
@@ -414,14 +426,15 @@ def parse_action(text: str) -> dict[str, Any]:
         action = json.loads(stripped)
     except json.JSONDecodeError as exc:
         raise LLMBadReply(f"not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(action, dict):
+        raise LLMBadReply("the reply must be one JSON object")
+    if action.get("action") not in ACTION_SCHEMAS:
+        raise LLMBadReply(f"action must be one of {', '.join(ACTIONS)}; got {action.get('action')!r}")
     try:
-        jsonschema.validate(action, ACTION_SCHEMA)
+        jsonschema.validate(action, ACTION_SCHEMAS[action["action"]])
     except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "reply"
+        where = "/".join(str(p) for p in exc.absolute_path) or action["action"]
         raise LLMBadReply(f"{where}: {exc.message[:300]}") from None
-    missing = [name for name in REQUIRED_ARGS.get(action["action"], ()) if name not in action]
-    if missing:
-        raise LLMBadReply(f"{action['action']} needs {', '.join(missing)}")
     return action
 
 
