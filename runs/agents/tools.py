@@ -71,6 +71,19 @@ class Toolbox:
             raise ToolRejected(f"{raw!r} is inside .git, which the agent may not touch")
         return resolved, relative
 
+    def _refuse_links(self, relative: str) -> None:
+        """Writes never go through a symbolic link, even one that stays inside the workspace."""
+        current = self.root
+        for part in Path(relative).parts:
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                raise ToolRejected(f"{part!r} is a symbolic link; links are not followed for writes")
+
+    def resolve_for_write(self, raw: Any) -> tuple[str, str]:
+        resolved = self.resolve(raw)
+        self._refuse_links(os.path.normpath(raw))
+        return resolved
+
     def _open_nofollow(self, path: str, flags: int) -> int:
         try:
             return os.open(path, flags | os.O_NOFOLLOW, 0o644)
@@ -161,7 +174,7 @@ class Toolbox:
                 os.mkdir(current)
 
     def write_file(self, path: str, content: Any) -> dict[str, Any]:
-        real, relative = self.resolve(path)
+        real, relative = self.resolve_for_write(path)
         if not isinstance(content, str):
             raise ToolRejected("content must be text")
         existed = (relative in self.overlay and self.overlay[relative] is not None) or os.path.lexists(real)
@@ -170,7 +183,7 @@ class Toolbox:
         return {"summary": f"{verb} {relative} ({len(content.encode())} bytes)", "path": relative}
 
     def replace_in_file(self, path: str, old: Any, new: Any) -> dict[str, Any]:
-        real, relative = self.resolve(path)
+        real, relative = self.resolve_for_write(path)
         if not isinstance(old, str) or not old or not isinstance(new, str):
             raise ToolRejected("replace_in_file needs non-empty `old` text and `new` text")
         text = self._read_text(real, relative)
@@ -185,7 +198,7 @@ class Toolbox:
         return {"summary": f"replaced {len(old.splitlines()) or 1} line(s) in {relative}", "path": relative}
 
     def delete_file(self, path: str) -> dict[str, Any]:
-        real, relative = self.resolve(path)
+        real, relative = self.resolve_for_write(path)
         if self.dry_run:
             if self.overlay.get(relative) is None and not os.path.isfile(real):
                 raise ToolRejected("no such file")

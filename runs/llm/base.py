@@ -107,15 +107,15 @@ class StreamingClient:
             except RetryableHTTPError as exc:
                 last_error = exc
             except httpx.HTTPStatusError as exc:
-                body = exc.response.text if not exc.response.is_stream_consumed else ""
+                body = exc.response.text  # read before raise_for_status
                 if not fallback and self._refuses_schema(exc.response.status_code, body):
                     fallback = True
                     continue
                 raise LLMError(f"{self.provider} at {self.base_url} refused the request: {exc}") from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last_error = LLMUnavailable(self._unreachable_message(exc))
-            except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                last_error = exc
+            except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError, LLMBadReply) as exc:
+                last_error = exc  # a slow, cut or garbled stream is worth another try
             if attempt <= self.max_retries:
                 self._sleep(BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)], interrupt)
         if isinstance(last_error, LLMError):
