@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
-from runs import lifecycle, services
+from runs import lifecycle, review, services
 from runs.lifecycle import Action
 from runs.models import Run
 
@@ -47,6 +47,30 @@ def stop_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
     _apply(modeladmin, request, queryset, Action.STOP)
 
 
+def _review(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run], decision: str
+) -> None:
+    for run_id in queryset.values_list("pk", flat=True):
+        try:
+            if decision == "approve":
+                review.approve(run_id, user=request.user, comment="approved in the admin")
+            else:
+                review.reject(run_id, user=request.user, comment="rejected in the admin")
+            modeladmin.message_user(request, f"Run {run_id}: {decision}d.", messages.SUCCESS)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"Run {run_id}: {exc.message}", messages.WARNING)
+
+
+@admin.action(description="Approve selected runs' changes (fast-forward)")
+def approve_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+    _review(modeladmin, request, queryset, "approve")
+
+
+@admin.action(description="Reject selected runs' changes")
+def reject_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+    _review(modeladmin, request, queryset, "reject")
+
+
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     """Runs are created through the API or console and change only through the lifecycle: the admin shows
@@ -62,18 +86,35 @@ class RunAdmin(admin.ModelAdmin):
         "attempt",
         "created_at",
     ]
-    list_filter = ["status", "run_type", "project"]
+    list_filter = ["status", "review_state", "run_type", "project"]
     list_select_related = ["project", "created_by"]
     search_fields = ["name", "goal", "=id"]
     date_hierarchy = "created_at"
     list_per_page = 50
     show_full_result_count = False
-    actions = [pause_runs, resume_runs, stop_runs]
+    actions = [pause_runs, resume_runs, stop_runs, approve_runs, reject_runs]
     fieldsets = [
         (None, {"fields": ["name", "project", "goal", "run_type", "status", "error", "created_by"]}),
         ("Progress", {"fields": ["current_iteration", "options", "run_metadata", "checkpoint"]}),
         ("Times", {"fields": ["created_at", "started_at", "finished_at"]}),
         ("Worker", {"fields": ["lease_owner", "lease_expires_at", "attempt", "workers_lost"]}),
+        (
+            "Review",
+            {
+                "fields": [
+                    "branch",
+                    "base_branch",
+                    "base_commit",
+                    "review_state",
+                    "merge_commit",
+                    "revert_commit",
+                    "pull_request_url",
+                    "reviewed_by",
+                    "reviewed_at",
+                    "review_comment",
+                ]
+            },
+        ),
         ("Events", {"fields": ["recent_events"]}),
     ]
 

@@ -144,3 +144,42 @@ def test_it_refreshes_the_dashboard_while_runs_are_active(
     screenshot(page, "dashboard-dark")
     page.set_viewport_size({"width": 375, "height": 800})
     screenshot(page, "dashboard-375px")
+
+
+def test_it_reviews_changes_in_the_browser(page: Page, live_server, alice, finished_run, screenshot):
+    import subprocess
+
+    approved_run, rejected_run = finished_run(), finished_run(path="other.py", content="x = 1\n")
+    repo = approved_run.project.local_path
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/runs/{approved_run.pk}/")
+    review = page.locator("#review")
+    expect(review).to_contain_text("hello.py")
+    expect(review).to_contain_text("+2")
+    expect(review.locator("table.diff")).to_contain_text("def hello():")
+    screenshot(page, "review-pending")
+    review.get_by_label("Strategy").select_option("merge")
+    review.get_by_role("button", name="Approve").click()
+    expect(page.locator(".toast")).to_contain_text("Changes approved")
+    log = subprocess.run(
+        ["git", "-C", repo, "log", "--format=%s", "-3"], capture_output=True, text=True
+    ).stdout
+    assert f"Merge run {approved_run.pk}" in log
+
+    page.goto(f"{live_server.url}/runs/{rejected_run.pk}/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#review").get_by_role("button", name="Reject").click()
+    expect(page.locator(".toast")).to_contain_text("Changes rejected")
+    branches = subprocess.run(
+        ["git", "-C", repo, "branch", "--list", rejected_run.branch], capture_output=True, text=True
+    )
+    assert branches.stdout.strip() == ""
+
+    page.goto(f"{live_server.url}/runs/{approved_run.pk}/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Roll back").click()
+    expect(page.locator(".toast")).to_contain_text("rolled back")
+    from pathlib import Path
+
+    assert not (Path(repo) / "hello.py").exists()
+    assert Run.objects.get(pk=approved_run.pk).review_state == "rolled_back"

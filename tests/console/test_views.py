@@ -253,3 +253,30 @@ def test_it_reports_service_status(logged_in, settings, httpserver):
         and "Worker down" in bar
     )
     assert "<html" not in text(response)
+
+
+@pytest.mark.django_db
+def test_it_shows_forgejo_and_taiga_up_when_they_answer(logged_in, settings, httpserver):
+    from django.core.cache import cache
+
+    cache.clear()
+    httpserver.expect_request("/api/v1/version").respond_with_json({"version": "11.0.1"})
+    httpserver.expect_request("/api/v1/").respond_with_json({"projects": "/api/v1/projects"})
+    settings.FORGEJO_URL = settings.TAIGA_URL = httpserver.url_for("/").rstrip("/")
+    bar = words(logged_in.get("/status/bar/"))
+    assert "Forgejo up" in bar and "Taiga up" in bar and "Ollama not configured" in bar
+
+
+@pytest.mark.django_db
+def test_it_caches_probes_so_pages_never_wait(logged_in, settings, httpserver):
+    from django.core.cache import cache
+
+    cache.clear()
+    httpserver.expect_request("/api/version").respond_with_json({"version": "1"})
+    settings.OLLAMA_URL = httpserver.url_for("/").rstrip("/")
+    logged_in.get("/status/bar/")
+    logged_in.get("/status/bar/")
+    assert len(httpserver.log) == 1, "the second render used the cached probe"
+    with CaptureQueriesContext(connection):
+        page = logged_in.get("/")
+    assert 'hx-get="/status/bar/"' in text(page) and len(httpserver.log) == 1, "pages never probe"

@@ -68,3 +68,12 @@ def test_it_keeps_events_read_only(admin_client_, make_run):
     event = make_run().events.get()
     assert admin_client_.post(f"/admin/events/event/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Event.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.django_db
+def test_it_approves_and_rejects_from_the_admin(admin_client_, finished_run):
+    first, second = finished_run(), finished_run(path="b.py")
+    admin_client_.post("/admin/runs/run/", {"action": "approve_runs", "_selected_action": [first.pk]})
+    admin_client_.post("/admin/runs/run/", {"action": "reject_runs", "_selected_action": [second.pk]})
+    assert Run.objects.get(pk=first.pk).review_state == "approved"
+    assert Run.objects.get(pk=second.pk).review_state == "rejected"
