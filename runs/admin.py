@@ -54,9 +54,11 @@ def _review(
         try:
             if decision == "approve":
                 review.approve(run_id, user=request.user, comment="approved in the admin")
-            else:
+            elif decision == "reject":
                 review.reject(run_id, user=request.user, comment="rejected in the admin")
-            modeladmin.message_user(request, f"Run {run_id}: {decision}d.", messages.SUCCESS)
+            else:
+                review.rollback(run_id, user=request.user, comment="rolled back in the admin")
+            modeladmin.message_user(request, f"Run {run_id}: {decision} done.", messages.SUCCESS)
         except DomainError as exc:
             modeladmin.message_user(request, f"Run {run_id}: {exc.message}", messages.WARNING)
 
@@ -69,6 +71,11 @@ def approve_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
 @admin.action(description="Reject selected runs' changes")
 def reject_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
     _review(modeladmin, request, queryset, "reject")
+
+
+@admin.action(description="Roll back selected approved runs")
+def rollback_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+    _review(modeladmin, request, queryset, "rollback")
 
 
 @admin.register(Run)
@@ -92,7 +99,7 @@ class RunAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 50
     show_full_result_count = False
-    actions = [pause_runs, resume_runs, stop_runs, approve_runs, reject_runs]
+    actions = [pause_runs, resume_runs, stop_runs, approve_runs, reject_runs, rollback_runs]
     fieldsets = [
         (None, {"fields": ["name", "project", "goal", "run_type", "status", "error", "created_by"]}),
         ("Progress", {"fields": ["current_iteration", "options", "run_metadata", "checkpoint"]}),

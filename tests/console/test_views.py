@@ -280,3 +280,24 @@ def test_it_caches_probes_so_pages_never_wait(logged_in, settings, httpserver):
     with CaptureQueriesContext(connection):
         page = logged_in.get("/")
     assert 'hx-get="/status/bar/"' in text(page) and len(httpserver.log) == 1, "pages never probe"
+
+
+@pytest.mark.django_db
+def test_it_paginates_the_runs_table_keeping_filters(logged_in, make_run):
+    for _ in range(27):
+        make_run(goal="paged run")
+    first = text(logged_in.get("/?q=paged"))
+    assert first.count('<tr>\n          <td><a href="/runs/') == 25 and "Page 1 of 2" in first
+    assert "q=paged&amp;page=2" in first or "q=paged&page=2" in first
+    second = text(logged_in.get("/?q=paged&page=2"))
+    assert second.count('<tr>\n          <td><a href="/runs/') == 2
+
+
+@pytest.mark.django_db
+def test_it_links_admin_and_browsable_api_for_staff_only(client, alice):
+    client.login(username="alice", password="alice-password-1")
+    assert 'href="/admin/"' not in text(client.get("/")) and 'href="/docs"' in text(client.get("/"))
+    alice.is_staff = True
+    alice.save()
+    page = text(client.get("/"))
+    assert 'href="/admin/"' in page and 'href="/api/"' in page

@@ -77,3 +77,5 @@ def test_it_approves_and_rejects_from_the_admin(admin_client_, finished_run):
     admin_client_.post("/admin/runs/run/", {"action": "reject_runs", "_selected_action": [second.pk]})
     assert Run.objects.get(pk=first.pk).review_state == "approved"
     assert Run.objects.get(pk=second.pk).review_state == "rejected"
+    admin_client_.post("/admin/runs/run/", {"action": "rollback_runs", "_selected_action": [first.pk]})
+    assert Run.objects.get(pk=first.pk).review_state == "rolled_back"

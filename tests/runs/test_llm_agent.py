@@ -73,6 +73,7 @@ def test_it_reaches_a_goal_in_two_committed_steps(scripted_llm, make_run, projec
 
 # --- behaviours -------------------------------------------------------------------------------------
 import json  # noqa: E402
+import os  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -187,7 +188,7 @@ def test_it_stops_within_a_second_while_the_model_generates(scripted_llm, make_r
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_stops_within_a_second_during_a_command(scripted_llm, make_run, project):
+def test_it_stops_within_a_second_during_a_command(scripted_llm, make_run, project, workspace_root):
     project.allowed_commands = ["sleep"]
     project.save()
     scripted_llm.queue(
@@ -200,10 +201,29 @@ def test_it_stops_within_a_second_during_a_command(scripted_llm, make_run, proje
     while len(scripted_llm.requests) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
+    assert sleeping_in(workspace_root), "the command is running"
     stopped_at = time.monotonic()
     lifecycle.apply_action(run.pk, Action.STOP, actor="alice")
     worker.join(timeout=3)
     assert worker.result == "interrupted: STOPPED" and time.monotonic() - stopped_at < 1.0
+    assert not sleeping_in(workspace_root), "the command's process group is gone"
+
+
+def sleeping_in(root: Path) -> list[int]:
+    """Live `sleep 600` processes whose working directory is under root."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(proc / "cwd")
+            state = (proc / "status").read_text()
+        except OSError:
+            continue
+        if cmdline[:2] == [b"sleep", b"600"] and cwd.startswith(str(root)) and "State:\tZ" not in state:
+            found.append(int(proc.name))
+    return found
 
 
 @pytest.mark.django_db
