@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from config.api import both_slashes
 from config.auth_api import TokenApi
@@ -35,8 +35,8 @@ urlpatterns = [
     path("health/", health),
     path("api/", include(api_patterns)),
     path("api-auth/", include("rest_framework.urls")),
-    path("docs", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="docs"),
-    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema"))),
+    path("docs", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="docs"),
+    path("docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))),
     path("redoc", login_required(SpectacularRedocView.as_view(url_name="api-schema")), name="redoc"),
     path("redoc/", login_required(SpectacularRedocView.as_view(url_name="api-schema"))),
     path("admin/", admin.site.urls),

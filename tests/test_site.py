@@ -116,3 +116,34 @@ def test_it_reports_worker_status_and_sweeps_on_demand(api, make_run):
     assert status["queued"] == 1 and status["alive"] is False
     swept = api.post("/api/worker/process/").json()
     assert set(swept) == {"recovered", "failed", "enqueued", "swept_at"}
+
+
+@pytest.mark.django_db
+def test_it_sends_a_strict_content_security_policy_on_console_pages(client, alice):
+    client.login(username="alice", password="alice-password-1")
+    policy = client.get("/")["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert "unsafe-inline" in client.get("/docs")["Content-Security-Policy"], "Swagger UI needs inline styles"
+
+
+def test_it_passes_the_deployment_checks_with_production_settings():
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    from tests.conftest import BASE_DIR
+
+    env = {
+        **os.environ,
+        "DJANGO_SECURE": "true",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(60),
+        "DJANGO_ALLOWED_HOSTS": "runner.example.com",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
