@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from django.urls import URLPattern, path
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError, InvalidInput
@@ -41,6 +43,9 @@ def _flatten(errors: Any, prefix: str = "") -> list[str]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        detail = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        return Response({"detail": detail, "code": "too_large"}, status=413)
     if isinstance(exc, DomainError):
         body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
         if exc.field:
@@ -82,3 +87,12 @@ def only_canonical_paths(
 ) -> list[tuple[str, str, str, Any]]:
     """Document each endpoint once, in its trailing-slash form."""
     return [endpoint for endpoint in endpoints if endpoint[0].endswith("/")]
+
+
+class WriteRateThrottle(ScopedRateThrottle):
+    """Rate-limits the writes of a view (its `throttle_scope`), per user; reads are never throttled."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return super().allow_request(request, view)

@@ -185,6 +185,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # Creating runs and sending directives are rate-limited per user (429 beyond the rate).
+    "DEFAULT_THROTTLE_RATES": {
+        "runs": env.str("RUN_CREATE_RATE", default="600/min"),
+        "directives": env.str("DIRECTIVE_RATE", default="600/min"),
+        "anon": "30/min",
+    },
 }
 
 SPECTACULAR_SETTINGS = {

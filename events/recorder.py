@@ -16,6 +16,17 @@ from events.models import Event, EventType
 from runs.models import Run
 
 
+def without_nul(value: Any) -> Any:
+    """PostgreSQL cannot store NUL in text or JSON: replace it (in keys and values) with U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
+
+
 def record_event(
     run_id: int,
     event_type: EventType,
@@ -28,11 +39,16 @@ def record_event(
 
     Returns None, writing nothing, when the run does not exist or does not match `condition`.
     """
+    payload = without_nul(payload or {})
+    changes = {
+        key: without_nul(item) if isinstance(item, dict | list | str) else item
+        for key, item in (changes or {}).items()
+    }
     query = Run.objects.filter(pk=run_id)
     if condition is not None:
         query = query.filter(condition)
     with transaction.atomic(savepoint=False):
-        if not query.update(event_seq=F("event_seq") + 1, **(changes or {})):
+        if not query.update(event_seq=F("event_seq") + 1, **changes):
             return None
         seq = Run.objects.filter(pk=run_id).values_list("event_seq", flat=True).get()
-        return Event.objects.create(run_id=run_id, seq=seq, type=event_type, payload=payload or {})
+        return Event.objects.create(run_id=run_id, seq=seq, type=event_type, payload=payload)

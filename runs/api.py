@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ERRORS, json_object
+from config.api import ERRORS, WriteRateThrottle, json_object
 from runs import lifecycle, options, review, services
 from runs.selectors import run_list
 from runs.serializers import (
@@ -38,6 +38,9 @@ class RunPagination(PageNumberPagination):
 
 
 class RunListCreateApi(APIView):
+    throttle_classes = [WriteRateThrottle]
+    throttle_scope = "runs"
+
     @extend_schema(
         parameters=[RunListQuery], responses={200: RunSerializer(many=True), **ERRORS}, summary="List runs"
     )
@@ -152,6 +155,9 @@ class RunRollbackApi(APIView):
 
 
 class RunDirectiveApi(APIView):
+    throttle_classes = [WriteRateThrottle]
+    throttle_scope = "directives"
+
     @extend_schema(
         request=DirectiveInput, responses={201: EventSerializer, **ERRORS}, summary="Send a directive"
     )
