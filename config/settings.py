@@ -240,7 +240,7 @@ Q_CLUSTER = {
     "orm": "default",
     "workers": WORKER_CONCURRENCY,
     "timeout": RUN_TIMEOUT_SECONDS,
-    "retry": RUN_TIMEOUT_SECONDS + 300,
+    "retry": RUN_TIMEOUT_SECONDS + env.int("RUN_RETRY_MARGIN_SECONDS", default=300),
     "max_attempts": 1,
     "ack_failures": True,
     "save_limit": -1,

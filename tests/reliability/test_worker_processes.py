@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -156,3 +157,43 @@ def test_it_fails_a_run_after_losing_too_many_workers(start_cluster, make_run, s
     final = Run.objects.get(pk=run.pk)
     assert final.status == RunStatus.FAILED and "Worker lost 2 times" in final.error
     assert types(run).count(T.WORKER_LOST) == 2
+
+
+def test_it_ignores_the_task_django_q2_redelivers_after_the_cluster_was_killed(start_cluster, make_run):
+    from django_q.models import OrmQ
+
+    fast = {"RUN_LEASE_SECONDS": "1", "RUN_TIMEOUT_SECONDS": "4", "RUN_RETRY_MARGIN_SECONDS": "1"}
+    first = start_cluster(**fast)
+    run = make_run(options={"max_steps": 5, "step_seconds": 0.3})
+    wait_until(lambda: 2 in steps_completed(run), what="step 2")
+    first.kill(signal.SIGKILL)
+    assert OrmQ.objects.exists(), "the killed cluster's task is still in the queue, to be redelivered"
+    wait_until(lambda: swept(run), timeout=10, what="the sweep")
+    second = start_cluster(**fast)
+    wait_until(lambda: status(run) == RunStatus.COMPLETED, what="completion")
+    wait_until(lambda: not OrmQ.objects.exists(), timeout=20, what="the redelivered task to be consumed")
+    time.sleep(0.5)
+    assert types(run).count(T.RUN_COMPLETED) == 1 and types(run).count(T.RUN_STARTED) == 2
+    assert steps_completed(run) == [1, 2, 3, 4, 5]
+    assert_gapless(run)
+    assert "database is locked" not in second.output()
+
+
+def test_it_fences_a_frozen_worker_that_lost_its_lease(start_cluster, make_run):
+    frozen = start_cluster(RUN_LEASE_SECONDS="1", LOG_LEVEL="INFO")
+    run = make_run(options={"max_steps": 6, "step_seconds": 0.3})
+    wait_until(lambda: 2 in steps_completed(run), what="step 2")
+    os.killpg(frozen.process.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: swept(run), timeout=10, what="the sweep to see the expired lease")
+        start_cluster(RUN_LEASE_SECONDS="1")
+        wait_until(lambda: status(run) == RunStatus.COMPLETED, what="completion on the second cluster")
+        finished = Event.objects.filter(run=run).count()
+    finally:
+        os.killpg(frozen.process.pid, signal.SIGCONT)
+    wait_until(lambda: "lease" in frozen.output(), timeout=10, what="the frozen worker to notice")
+    time.sleep(1.0)
+    assert Event.objects.filter(run=run).count() == finished, "the thawed worker wrote nothing"
+    assert steps_completed(run) == [1, 2, 3, 4, 5, 6]
+    assert types(run).count(T.WORKER_LOST) == 1
+    assert_gapless(run)
