@@ -197,3 +197,19 @@ def test_it_fences_a_frozen_worker_that_lost_its_lease(start_cluster, make_run):
     assert steps_completed(run) == [1, 2, 3, 4, 5, 6]
     assert types(run).count(T.WORKER_LOST) == 1
     assert_gapless(run)
+
+
+def test_it_executes_200_runs_exactly_once_across_two_clusters(start_cluster, make_run):
+    clusters = [start_cluster(WORKER_CONCURRENCY="2"), start_cluster(WORKER_CONCURRENCY="2")]
+    runs = [make_run(options={"max_steps": 1, "step_seconds": 0}) for _ in range(200)]
+    started = time.monotonic()
+    wait_until(
+        lambda: Run.objects.filter(pk__in=[r.pk for r in runs], status=RunStatus.COMPLETED).count() == 200,
+        timeout=120,
+        what="200 runs to complete",
+    )
+    elapsed = time.monotonic() - started
+    starts = Event.objects.filter(run__in=runs, type=T.RUN_STARTED).values_list("run_id", flat=True)
+    assert sorted(starts) == sorted(r.pk for r in runs), "every run started exactly once"
+    assert all("database is locked" not in cluster.output() for cluster in clusters)
+    print(f"200 runs on two clusters in {elapsed:.1f} s")
