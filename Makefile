@@ -19,12 +19,13 @@ if ok python3; then command -v python3; exit 0; fi; exit 1
 endef
 export FIND_PYTHON
 
-.PHONY: help run test lint bench clean python
+.PHONY: help run test lint bench fuzz clean python
 
 help:
 	@echo "make run    set up .venv, migrate, ensure an admin user, start web + worker"
 	@echo "make test   set up .venv with test extras, run ruff and the whole test suite"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make fuzz   schemathesis against a live server, many examples"
 
 python:
 	@bash -c "$$FIND_PYTHON" || { echo "Agent Runner needs Python 3.12 or newer, and found none: tried python3.13, python3.12, pyenv 3.13/3.12 and python3 ($$(python3 --version 2>&1 || echo missing)). Install Python 3.13 or 3.12 (e.g. apt-get install python3.13 python3.13-venv, or pyenv install 3.13) and re-run." >&2; exit 1; }
@@ -71,6 +72,10 @@ test: $(TEST_STAMP) $(E2E_STAMP)
 
 bench: $(TEST_STAMP)
 	$(PY) bench/run.py
+
+# schemathesis against a live server with many more examples than `make test` uses.
+fuzz: $(TEST_STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(VENV)/bin/pytest -p no:cacheprovider tests/reliability/test_fuzz_api.py -s
 
 clean:
 	rm -rf $(VENV) var

@@ -30,7 +30,9 @@ ERRORS = {
     403: ErrorSerializer,
     404: ErrorSerializer,
     409: ErrorSerializer,
+    413: ErrorSerializer,
 }
+THROTTLED_ERRORS = {**ERRORS, 429: ErrorSerializer}
 
 
 def _flatten(errors: Any, prefix: str = "") -> list[str]:
@@ -77,6 +79,13 @@ def json_object(request: Any) -> dict[str, Any]:
     return request.data
 
 
+def reject_nulls(body: dict[str, Any], *fields: str) -> None:
+    """A field that is sent must have a value: null is not "leave unchanged"."""
+    for field in fields:
+        if field in body and body[field] is None:
+            raise InvalidInput(f"{field} cannot be null; leave it out to keep it as it is.", field=field)
+
+
 def both_slashes(route: str, view: Any, name: str) -> list[URLPattern]:
     """Serve `route/` and `route` alike (no redirect, so POSTs keep their bodies)."""
     return [path(f"{route}/", view, name=name), path(route, view, name=f"{name}-noslash")]
@@ -96,3 +105,24 @@ class WriteRateThrottle(ScopedRateThrottle):
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return True
         return super().allow_request(request, view)
+
+
+def api_not_found(request: Any, exception: Exception | None = None) -> Any:
+    """404 for any unknown URL: JSON under /api/, the usual page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"No endpoint at {request.path}.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+def api_server_error(request: Any) -> Any:
+    from django.http import JsonResponse
+    from django.views.defaults import server_error
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "Internal error; it has been logged.", "code": "server_error"}, status=500
+        )
+    return server_error(request)

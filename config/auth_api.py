@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from config.api import ERRORS
+from config.api import THROTTLED_ERRORS
 
 
 class TokenOutput(serializers.Serializer):
@@ -30,7 +30,7 @@ class TokenApi(APIView):
 
     @extend_schema(
         request=AuthTokenSerializer,
-        responses={200: TokenOutput, **ERRORS},
+        responses={200: TokenOutput, **THROTTLED_ERRORS},
         summary="Get an API token",
         auth=[],
     )

@@ -45,3 +45,6 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("", include("runs.urls")),
 ]
+
+handler404 = "config.api.api_not_found"
+handler500 = "config.api.api_server_error"

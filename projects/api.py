@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ERRORS, json_object
+from config.api import ERRORS, json_object, reject_nulls
 from projects import services
 from projects.models import Project
 from projects.serializers import ProjectCreateInput, ProjectSerializer, ProjectUpdateInput
@@ -43,6 +43,7 @@ class ProjectDetailApi(APIView):
     )
     def patch(self, request: Request, project_id: int) -> Response:
         body = json_object(request)
+        reject_nulls(body, "name", "local_path", "allowed_commands")
         project = services.update_project(
             services.get_project(project_id),
             name=body.get("name"),

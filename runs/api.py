@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ERRORS, WriteRateThrottle, json_object
+from config.api import ERRORS, THROTTLED_ERRORS, WriteRateThrottle, json_object, reject_nulls
 from runs import lifecycle, options, review, services
 from runs.selectors import run_list
 from runs.serializers import (
@@ -23,6 +23,7 @@ from runs.serializers import (
     RunCreateInput,
     RunDiff,
     RunListQuery,
+    RunPage,
     RunSerializer,
     SweepResult,
     WorkerStatus,
@@ -42,7 +43,10 @@ class RunListCreateApi(APIView):
     throttle_scope = "runs"
 
     @extend_schema(
-        parameters=[RunListQuery], responses={200: RunSerializer(many=True), **ERRORS}, summary="List runs"
+        parameters=[RunListQuery],
+        responses={200: RunPage, **ERRORS},
+        summary="List runs, newest first",
+        operation_id="runs_list",
     )
     def get(self, request: Request) -> Response:
         query = RunListQuery(data=request.query_params)
@@ -51,9 +55,12 @@ class RunListCreateApi(APIView):
         page = paginator.paginate_queryset(run_list(**query.validated_data), request, view=self)
         return paginator.get_paginated_response(RunSerializer(page, many=True).data)
 
-    @extend_schema(request=RunCreateInput, responses={201: RunSerializer, **ERRORS}, summary="Create a run")
+    @extend_schema(
+        request=RunCreateInput, responses={201: RunSerializer, **THROTTLED_ERRORS}, summary="Create a run"
+    )
     def post(self, request: Request) -> Response:
         body = json_object(request)
+        reject_nulls(body, "name", "run_type")
         run = services.create_run(
             project_id=body.get("project_id"),
             goal=body.get("goal"),
@@ -159,7 +166,9 @@ class RunDirectiveApi(APIView):
     throttle_scope = "directives"
 
     @extend_schema(
-        request=DirectiveInput, responses={201: EventSerializer, **ERRORS}, summary="Send a directive"
+        request=DirectiveInput,
+        responses={201: EventSerializer, **THROTTLED_ERRORS},
+        summary="Send a directive",
     )
     def post(self, request: Request, run_id: int) -> Response:
         body = json_object(request)

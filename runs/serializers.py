@@ -13,6 +13,9 @@ class RunSerializer(serializers.ModelSerializer):
     metadata = serializers.JSONField(source="run_metadata", read_only=True)
     created_by = serializers.SerializerMethodField()
     reviewed_by = serializers.SerializerMethodField()
+    pull_request_url = serializers.CharField(
+        read_only=True, help_text="Empty until a pull request is opened."
+    )
 
     class Meta:
         model = Run
@@ -55,6 +58,13 @@ class RunSerializer(serializers.ModelSerializer):
         return run.reviewed_by.get_username() if run.reviewed_by else None
 
 
+class RunPage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = RunSerializer(many=True)
+
+
 class RunCreateInput(serializers.Serializer):
     project_id = serializers.IntegerField()
     goal = serializers.CharField(max_length=GOAL_MAX_LENGTH)
@@ -73,6 +83,14 @@ class RunListQuery(serializers.Serializer):
     project = serializers.IntegerField(required=False, min_value=1)
     run_type = serializers.ChoiceField(choices=RunType.choices, required=False)
     q = serializers.CharField(required=False, max_length=200, help_text="Search in name and goal.")
+
+    def validate(self, attrs: dict) -> dict:
+        empty = [name for name in self.fields if self.initial_data.get(name) == ""]
+        if empty:
+            raise serializers.ValidationError(
+                {name: ["Give a value or leave the parameter out."] for name in empty}
+            )
+        return attrs
 
 
 class EventSerializer(serializers.ModelSerializer):
