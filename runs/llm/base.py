@@ -121,7 +121,8 @@ class StreamingClient:
         if isinstance(last_error, LLMError):
             raise last_error
         tries = self.max_retries + 1
-        raise LLMError(f"{self.provider} at {self.base_url} failed {tries} times; last error: {last_error}")
+        problem = f"{type(last_error).__name__}: {last_error}"
+        raise LLMError(f"{self.provider} at {self.base_url} failed {tries} times; last error: {problem}")
 
     def _unreachable_message(self, exc: Exception) -> str:
         return f"no LLM at {self.base_url}: start the server or set LLM_BASE_URL ({type(exc).__name__})"

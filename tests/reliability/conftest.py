@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_DIR, worker_database_url
+from tests.runs.conftest import scripted_llm  # noqa: F401 (fixture)
 
 
 class Cluster:

@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from django.test import override_settings
 
 from events.models import Event, EventType
 from runs import lifecycle, services
@@ -213,3 +215,28 @@ def test_it_executes_200_runs_exactly_once_across_two_clusters(start_cluster, ma
     assert sorted(starts) == sorted(r.pk for r in runs), "every run started exactly once"
     assert all("database is locked" not in cluster.output() for cluster in clusters)
     print(f"200 runs on two clusters in {elapsed:.1f} s")
+
+
+def test_it_fails_a_run_whose_agent_kills_its_own_worker_every_time(
+    start_cluster, make_run, project, scripted_llm
+):
+    project.allowed_commands = ["sh -c"]
+    project.save()
+    kill_parent = {"action": "run_command", "command": "sh -c 'kill -9 $PPID'"}
+    scripted_llm.queue({"action": "plan", "steps": ["crash"]}, *[kill_parent] * 10)
+    run = make_run(options={"agent": "llm", "max_steps": 30})
+    start_cluster(
+        RUN_LEASE_SECONDS="1", RUN_MAX_ATTEMPTS="2", LLM_PROVIDER="ollama", LLM_BASE_URL=scripted_llm.url,
+        LLM_MODEL="scripted-model", WORKSPACE_ROOT=str(Path(project.local_path).parent / "workspaces"),
+    )  # fmt: skip
+
+    def finished() -> bool:
+        services.sweep(grace_seconds=0)
+        return status(run) == RunStatus.FAILED
+
+    with override_settings(RUN_MAX_ATTEMPTS=2):
+        wait_until(finished, timeout=60, what="the run to fail")
+    final = Run.objects.get(pk=run.pk)
+    assert "Worker lost 2 times" in final.error
+    assert types(run).count(T.WORKER_LOST) == 2 and types(run).count(T.RUN_STARTED) == 2
+    assert_gapless(run)

@@ -419,3 +419,31 @@ def test_it_records_a_commit_that_landed_before_its_worker_died(scripted_llm, ma
         capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     assert log == ["write b", "write a"], "the landed step was recorded, not committed again"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ([Fault(status=500)] * 3, "failed 3 times"),
+        (["garbage, not json"] * 3, "3 invalid replies"),
+        ([Fault(disconnect=True), {"action": "x" * 60}] * 3, "closed the stream"),
+        ([Fault(chunk_delay=2), {"action": "list_files", "path": "." * 40}] * 3, "ReadTimeout"),
+    ],
+)
+def test_it_fails_clearly_and_boundedly_when_the_llm_misbehaves(
+    scripted_llm, make_run, settings, monkeypatch, faults, reason
+):
+    monkeypatch.setattr("runs.llm.base.BACKOFF_SECONDS", (0.01,) * 5)
+    settings.LLM_TIMEOUT = 1
+    scripted_llm.queue(*faults)
+    run = make_run(options=LLM)
+    started = time.monotonic()
+    assert execute_run(run.pk) == "failed"
+    assert time.monotonic() - started < 20
+    run.refresh_from_db()
+    assert reason in run.error
+    types = run_types(run)
+    assert types[-1] == EventType.RUN_FAILED and list(
+        Event.objects.filter(run=run).values_list("seq", flat=True).order_by("seq")
+    ) == list(range(1, len(types) + 1))
