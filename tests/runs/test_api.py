@@ -227,11 +227,12 @@ def test_it_accepts_directives_while_active(api, make_run):
 @pytest.mark.django_db
 def test_it_ignores_read_only_fields_on_create(api, project):
     body = {
-        "project_id": project.pk,
-        "goal": "x",
-        "status": "COMPLETED",
-        "attempt": 9,
-        "created_by": "mallory",
-    }
+        "project_id": project.pk, "goal": "x", "status": "COMPLETED", "attempt": 9, "created_by": "mallory",
+        "lease_owner": "me", "lease_expires_at": "2099-01-01T00:00:00Z", "review_state": "approved",
+        "merge_commit": "abc", "reviewed_by": "mallory", "branch": "main", "prompt_tokens": 5,
+    }  # fmt: skip
     created = api.post("/api/runs/", body, format="json").json()
     assert (created["status"], created["attempt"], created["created_by"]) == ("QUEUED", 0, "alice")
+    assert (created["review_state"], created["merge_commit"], created["reviewed_by"]) == ("none", "", None)
+    run = Run.objects.get(pk=created["id"])
+    assert (run.lease_owner, run.lease_expires_at, run.branch, run.prompt_tokens) == (None, None, "", 0)
