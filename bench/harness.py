@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -41,6 +42,23 @@ def summary(values: list[float]) -> dict[str, float]:
         "p99_ms": round(percentile(values, 0.99) * 1000, 1),
         "mean_ms": round(statistics.fmean(values) * 1000, 1),
     }
+
+
+def report(result: dict[str, Any]) -> None:
+    """Hand a benchmark's result to bench/run.py (which runs each benchmark in its own process)."""
+    target = os.environ.get("BENCH_RESULT_FILE")
+    if target:
+        Path(target).write_text(json.dumps(result))
+
+
+def django_setup(install: Installation) -> None:
+    """Use the installation's database from this process too (for fixtures and direct queries)."""
+    for key in ("DATABASE_URL", "AGENT_RUNNER_VAR_DIR", "PROJECT_ROOTS"):
+        os.environ[key] = install.env[key]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
 
 
 class Installation:
@@ -114,8 +132,19 @@ class Installation:
                 time.sleep(0.1)
         raise RuntimeError("gunicorn did not come up")
 
-    def start_workers(self) -> None:
-        self.spawn(PYTHON, str(BASE_DIR / "manage.py"), "qcluster")
+    @property
+    def engine(self) -> str:
+        return "postgresql" if self.env["DATABASE_URL"].startswith("postgres") else "sqlite"
+
+    def start_workers(self) -> subprocess.Popen:
+        self.workers = self.spawn(PYTHON, str(BASE_DIR / "manage.py"), "qcluster")
+        return self.workers
+
+    def stop_workers(self) -> None:
+        process = getattr(self, "workers", None)
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=30)

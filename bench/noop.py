@@ -9,4 +9,4 @@ from pathlib import Path
 def record_start(enqueued_at: float, log_path: str) -> None:
     started = time.time()
     with Path(log_path).open("a") as log:
-        log.write(f"{started - enqueued_at:.6f}\n")
+        log.write(f"{started - enqueued_at:.6f} {started:.6f}\n")

@@ -14,19 +14,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Installation, summary
+from bench.harness import Installation, django_setup, report, summary
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "50"))
 WARMUP = 3
 TIMEOUT = 20.0
-
-
-def _django(install: Installation) -> None:
-    os.environ.update({k: v for k, v in install.env.items() if k in ("DATABASE_URL", "AGENT_RUNNER_VAR_DIR")})
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
 
 
 def raw_pickup(install: Installation) -> list[float]:
@@ -44,7 +36,7 @@ def raw_pickup(install: Installation) -> list[float]:
                 raise RuntimeError("the no-op task was not picked up")
             time.sleep(0.002)
         if index >= WARMUP:
-            samples.append(float(lines[-1]))
+            samples.append(float(lines[-1].split()[0]))
         time.sleep(0.05)
     return samples
 
@@ -85,7 +77,7 @@ def main() -> dict[str, Any]:
     with Installation() as install:
         install.start_web()
         install.start_workers()
-        _django(install)
+        django_setup(install)
         time.sleep(2)  # let the cluster start its workers
         baseline = summary(raw_pickup(install))
         ours = summary(run_pickup(install))
@@ -108,4 +100,4 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    report(main())

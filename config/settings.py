@@ -248,7 +248,7 @@ Q_CLUSTER = {
     "poll": WORKER_CHECK_INTERVAL,
     "catch_up": False,
     "cache": "default",
-    "recycle": 500,
+    "recycle": env.int("WORKER_RECYCLE", default=500),
     "label": "Workers",
 }
 
