@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Any
 
 from django.utils.text import slugify
@@ -20,6 +21,7 @@ DIRECTIVE_MAX_LENGTH = 8_000
 METADATA_MAX_BYTES = 64 * 1024
 MAX_STEPS_RANGE = (1, 1000)
 STEP_SECONDS_RANGE = (0, 60)
+MAX_COMMANDS = 50
 NUMBER_OPTIONS = {"max_tokens": (1, 100_000_000), "command_timeout": (1, 86_400)}
 
 
@@ -115,6 +117,26 @@ def clean_options(value: Any) -> dict[str, Any]:
             raise InvalidInput(f"options.{key} must be a number from {low} to {high}.", field="options")
     if "max_tokens" in value and not isinstance(value["max_tokens"], int):
         raise InvalidInput("options.max_tokens must be an integer.", field="options")
+    if "commands" in value:
+        commands = value["commands"]
+        if (
+            not isinstance(commands, list)
+            or not 0 < len(commands) <= MAX_COMMANDS
+            or not all(isinstance(c, str) and 0 < len(c.strip()) <= 500 for c in commands)
+        ):
+            raise InvalidInput(
+                f"options.commands must be a list of 1 to {MAX_COMMANDS} command lines of 1-500 characters.",
+                field="options",
+            )
+        for command in commands:
+            try:
+                shlex.split(command)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"options.commands: {command!r} cannot be parsed: {exc}.", field="options"
+                ) from None
+    if "ref" in value and (not isinstance(value["ref"], str) or not 0 < len(value["ref"]) <= 200):
+        raise InvalidInput("options.ref must be a branch, tag or commit name.", field="options")
     _no_nul(value, field="options")
     size = len(json.dumps(value).encode())
     if size > METADATA_MAX_BYTES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from events.recorder import record_event
 from projects.models import Project
 from runs import lifecycle, options, workspace
 from runs.agents import agent_name_for
+from runs.agents.tools import command_allowed
 from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus
 from runs.tasks import enqueue_run
 
@@ -81,7 +83,10 @@ def create_run(
 def _writing_run_branch(project: Project, run_options: dict[str, Any], run_type: str) -> str:
     """A run that writes works in a git worktree: the project must be a git repository with a commit.
     Returns the branch checked out now, which approval merges into ("" for runs that write nothing)."""
-    if agent_name_for(run_options, run_type) != "llm" or run_options.get("dry_run"):
+    agent = agent_name_for(run_options, run_type)
+    if agent == "pipeline":
+        _check_pipeline(project, run_options)
+    elif agent != "llm" or run_options.get("dry_run"):
         return ""
     path = project.local_path
     if not workspace.is_git_repository(path):
@@ -96,6 +101,21 @@ def _writing_run_branch(project: Project, run_options: dict[str, Any], run_type:
         )
     branch = workspace.git("rev-parse", "--abbrev-ref", "HEAD", cwd=path).strip()
     return "" if branch == "HEAD" else branch
+
+
+def _check_pipeline(project: Project, run_options: dict[str, Any]) -> None:
+    """A pipeline names commands, and each must be allowed by the project."""
+    commands = run_options.get("commands")
+    if not commands:
+        raise InvalidInput("A pipeline run needs options.commands: a list of command lines.", field="options")
+    allowed = [shlex.split(entry) for entry in project.allowed_commands or []]
+    refused = [command for command in commands if not command_allowed(shlex.split(command), allowed)]
+    if refused:
+        listed = ", ".join(project.allowed_commands or []) or "none"
+        raise InvalidInput(
+            f"Not allowed for project {project.name!r}: {', '.join(refused)}. Allowed prefixes: {listed}.",
+            field="options",
+        )
 
 
 def send_directive(run_id: int, *, text: Any, actor: str | None = None) -> Event:

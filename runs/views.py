@@ -133,6 +133,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "event_types": EventType.choices,
         "directive_form": DirectiveForm(),
     }
+    if run.run_type == RunType.PIPELINE:
+        context["commands"] = _pipeline_commands(run)
     if run.review_state != ReviewState.NONE or run.branch or run.options.get("dry_run"):
         try:
             context["diff"] = review.run_diff(run)
@@ -140,6 +142,35 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         except DomainError as error:
             context["diff_error"] = error.message
     return render(request, "runs/detail.html", context)
+
+
+OUTPUT_SHOWN = 64 * 1024
+
+
+def _pipeline_commands(run: Run) -> list[dict[str, Any]]:
+    """Each command of a pipeline with its state and the output it streamed (the newest 64 KiB)."""
+    commands = [{"command": c, "state": "pending", "output": "", "exit_code": None, "seconds": None}
+                for c in run.options.get("commands", [])]  # fmt: skip
+    kinds = [EventType.EXECUTING, EventType.COMMAND_OUTPUT, EventType.COMMAND_FINISHED]
+    for kind, payload in (
+        Event.objects.filter(run=run, type__in=kinds).order_by("seq").values_list("type", "payload")
+    ):
+        index = payload.get("index")
+        if not isinstance(index, int) or not 0 <= index < len(commands):
+            continue
+        entry = commands[index]
+        if kind == EventType.EXECUTING:
+            entry["state"] = "running"
+        elif kind == EventType.COMMAND_OUTPUT:
+            entry["output"] = (entry["output"] + payload.get("text", ""))[-OUTPUT_SHOWN:]
+        else:
+            state = "passed" if payload.get("passed") else "failed"
+            entry.update(state=state, exit_code=payload.get("exit_code"), seconds=payload.get("seconds"))
+    if run.is_terminal:
+        for entry in commands:
+            if entry["state"] == "running":
+                entry["state"] = "stopped"
+    return commands
 
 
 @login_required

@@ -19,8 +19,10 @@ AGENT_NAMES = ("llm", "simple")
 
 
 def agent_name_for(options: dict[str, Any], run_type: str) -> str:
-    """`options.agent`, else the LLM agent for agent and task runs and the simple agent for the others
-    (pipelines and workflows get their own executors)."""
+    """Pipelines run commands; otherwise `options.agent`, else the LLM agent for agent and task runs and
+    the simple agent for workflows."""
+    if run_type == "pipeline":
+        return "pipeline"
     if options.get("agent"):
         return options["agent"]
     return "llm" if run_type in ("agent", "task") else "simple"
@@ -36,4 +38,8 @@ def get_agent(run: Run) -> Agent:
         from runs.agents.simple import SimpleAgent
 
         return SimpleAgent()
+    if name == "pipeline":
+        from runs.agents.pipeline import PipelineAgent
+
+        return PipelineAgent()
     raise ValueError(f"Unknown agent {name!r}; known agents: {', '.join(AGENT_NAMES)}")

@@ -8,6 +8,7 @@ never a write. In a dry run writes go to an overlay kept in memory and turned in
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import difflib
 import errno
@@ -26,6 +27,11 @@ LIST_LIMIT = 500
 OUTPUT_LIMIT_BYTES = 64 * 1024
 DEFAULT_COMMAND_TIMEOUT = 600
 COMMAND_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
+
+
+def command_allowed(argv: list[str], allowed: list[list[str]]) -> bool:
+    """Whether argv starts with one of the allowed command prefixes (each already split into words)."""
+    return any(argv[: len(prefix)] == prefix for prefix in allowed)
 
 
 class ToolRejected(Exception):
@@ -228,7 +234,7 @@ class Toolbox:
 
     # -- commands --------------------------------------------------------------------------------
     def command_allowed(self, argv: list[str]) -> bool:
-        return any(argv[: len(prefix)] == prefix for prefix in self.allowed)
+        return command_allowed(argv, self.allowed)
 
     def run_command(self, command: Any) -> dict[str, Any]:
         argv = shlex.split(command) if isinstance(command, str) else command
@@ -251,14 +257,17 @@ def run_confined(
     timeout: float,
     interrupt: Callable[[], None],
     output_limit: int = OUTPUT_LIMIT_BYTES,
+    on_output: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run argv (no shell) in its own process group with a clean environment; kill the whole group on
-    timeout or when `interrupt()` raises. Output is kept up to `output_limit` bytes (head and tail)."""
+    timeout or when `interrupt()` raises. Output goes to a file, never into memory whole: the result keeps
+    `output_limit` bytes (head and tail), and `on_output` receives it as it comes (up to STREAM_LIMIT)."""
     env = {key: os.environ[key] for key in COMMAND_ENV_KEEP if key in os.environ}
     env["HOME"] = cwd
     started = time.monotonic()
     out_path = Path(cwd).parent / f".agent-runner-output-{os.getpid()}-{time.monotonic_ns()}"
-    with open(out_path, "w+b") as sink:
+    with open(out_path, "w+b") as sink, open(out_path, "rb") as reader:
+        stream = _OutputStream(reader, on_output)
         try:
             process = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -275,12 +284,15 @@ def run_confined(
                     _kill_group(process)
                     break
                 interrupt()
+                stream.flush()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=0.1)
         except BaseException:
             _kill_group(process)
             out_path.unlink(missing_ok=True)
             raise
+        _kill_group(process)  # whatever it left running in its group goes too
+        stream.flush(final=True)
         size = sink.tell()
         sink.seek(0)
         if size > output_limit:
@@ -304,6 +316,35 @@ def run_confined(
         "output_bytes": size,
         "summary": f"{shlex.join(argv)}: {verdict} in {seconds} s, {size} bytes of output",
     }
+
+
+STREAM_LIMIT = 1024 * 1024
+STREAM_INTERVAL_SECONDS = 0.3
+
+
+class _OutputStream:
+    """Hands a running command's output to a callback in chunks, at most every STREAM_INTERVAL_SECONDS."""
+
+    def __init__(self, reader: Any, on_output: Callable[[str], None] | None) -> None:
+        self.reader = reader
+        self.on_output = on_output
+        self.sent = 0
+        self.last = 0.0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def flush(self, *, final: bool = False) -> None:
+        if self.on_output is None or self.sent >= STREAM_LIMIT:
+            return
+        if not final and time.monotonic() - self.last < STREAM_INTERVAL_SECONDS:
+            return
+        self.last = time.monotonic()
+        data = self.reader.read(STREAM_LIMIT - self.sent)
+        text = self.decoder.decode(data, final=final)
+        self.sent += len(data)
+        if self.sent >= STREAM_LIMIT:
+            text += "\n[output continues; the log keeps the first 1 MiB]\n"
+        if text:
+            self.on_output(text)
 
 
 def _kill_group(process: subprocess.Popen) -> None:

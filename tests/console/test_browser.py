@@ -7,9 +7,25 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from config import status as status_bar
 from runs.models import Run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for_workers() -> None:
+    """The cluster reports itself, and the status bar's cached probe from earlier tests is dropped."""
+    import time
+
+    from django.core.cache import cache
+
+    from runs.services import worker_status
+
+    deadline = time.monotonic() + 20
+    while not worker_status()["alive"]:
+        assert time.monotonic() < deadline, "the worker cluster did not come up"
+        time.sleep(0.1)
+    cache.delete(status_bar.CACHE_KEY)
 
 
 def log_in(page: Page, live_server) -> None:
@@ -24,6 +40,7 @@ def log_in(page: Page, live_server) -> None:
 def test_it_creates_a_run_in_the_dialog_and_follows_it_live(page: Page, live_server, alice, make_repo, start_cluster,
                                                            screenshot):  # fmt: skip
     start_cluster()
+    wait_for_workers()
     repo = make_repo("webapp")
     log_in(page, live_server)
     page.get_by_role("link", name="Projects").first.click()
