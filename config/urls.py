@@ -22,6 +22,7 @@ api_patterns = [
     *both_slashes("runs/<int:run_id>/stop", runs_api.RunStopApi.as_view(), "api-run-stop"),
     *both_slashes("runs/<int:run_id>/directive", runs_api.RunDirectiveApi.as_view(), "api-run-directive"),
     *both_slashes("runs/<int:run_id>/diff", runs_api.RunDiffApi.as_view(), "api-run-diff"),
+    *both_slashes("runs/<int:run_id>/children", runs_api.RunChildrenApi.as_view(), "api-run-children"),
     *both_slashes("runs/<int:run_id>/approve", runs_api.RunApproveApi.as_view(), "api-run-approve"),
     *both_slashes("runs/<int:run_id>/reject", runs_api.RunRejectApi.as_view(), "api-run-reject"),
     *both_slashes("runs/<int:run_id>/rollback", runs_api.RunRollbackApi.as_view(), "api-run-rollback"),

@@ -120,6 +120,14 @@ class RunStopApi(APIView):
         return _act(request, run_id, lifecycle.Action.STOP)
 
 
+class RunChildrenApi(APIView):
+    @extend_schema(responses={200: RunSerializer(many=True), **ERRORS}, summary="A workflow's child runs")
+    def get(self, request: Request, run_id: int) -> Response:
+        services.get_run(run_id)
+        children = run_list().filter(parent_id=run_id).order_by("created_at", "id")
+        return Response(RunSerializer(children, many=True).data)
+
+
 class RunDiffApi(APIView):
     @extend_schema(responses={200: RunDiff, **ERRORS}, summary="The run's changes as a unified diff")
     def get(self, request: Request, run_id: int) -> Response:

@@ -22,6 +22,7 @@ from events.recorder import record_event
 from runs import lifecycle
 from runs.agents import get_agent
 from runs.models import Run, RunStatus
+from runs.workflow import WorkflowWaiting
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ def execute_run(run_id: int) -> str:
     except RunInterrupted as interrupted:
         lifecycle.release_lease(run_id, owner)
         return f"interrupted: {interrupted.status}"
+    except WorkflowWaiting:
+        lifecycle.release_lease(run_id, owner, requeue=False)
+        return "waiting for child runs"
     except LeaseLost as lost:
         logger.warning("%s; leaving without further writes", lost)
         return "lease lost"

@@ -16,6 +16,7 @@ it, in one transaction. STOPPED, COMPLETED and FAILED never change again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
@@ -95,8 +96,17 @@ def apply_action(run_id: int, action: Action, *, actor: str | None = None) -> Ru
                 _tell_integrations(run_id, ACTION_EVENTS[action])
                 if action is Action.RESUME:
                     _enqueue_on_commit(run_id)
+                _apply_to_children(run_id, action, actor)
                 return Run.objects.select_related("project", "created_by").get(pk=run_id)
         raise InvalidTransition(f"Run {run_id} changed while it was being updated; try again.")
+
+
+def _apply_to_children(run_id: int, action: Action, actor: str | None) -> None:
+    """Pause, resume or stop of a workflow applies to its children that can take it."""
+    sources = list(TRANSITIONS[action])
+    for child_id in Run.objects.filter(parent_id=run_id, status__in=sources).values_list("pk", flat=True):
+        with contextlib.suppress(InvalidTransition):
+            apply_action(child_id, action, actor=actor)
 
 
 def claim(run_id: int, owner: str) -> Run | None:
@@ -135,14 +145,21 @@ def renew_lease(run_id: int, owner: str) -> bool:
     return bool(Run.objects.filter(pk=run_id, lease_owner=owner).update(lease_expires_at=expires))
 
 
-def release_lease(run_id: int, owner: str) -> bool:
-    """Give the run back (paused or stopped) without a status change. Re-enqueues it if it was
-    resumed between the worker noticing the pause and letting go."""
+def release_lease(run_id: int, owner: str, *, requeue: bool = True) -> bool:
+    """Give the run back without a status change. Re-enqueues it if it was resumed between the worker
+    noticing the pause and letting go; a workflow waiting for its children is woken by them instead
+    (and by any child that finished while it was letting go)."""
     with transaction.atomic():
         released = bool(Run.objects.filter(pk=run_id, lease_owner=owner).update(**_CLEARED_LEASE))
-        if released and Run.objects.filter(pk=run_id, status__in=RUNNABLE_STATUSES).exists():
+        runnable = Run.objects.filter(pk=run_id, status__in=RUNNABLE_STATUSES).exists()
+        if released and runnable and (requeue or _children_all_settled(run_id)):
             _enqueue_on_commit(run_id)
     return released
+
+
+def _children_all_settled(run_id: int) -> bool:
+    """A waiting workflow must look again when none of its children is still on the way."""
+    return not Run.objects.filter(parent_id=run_id, status__in=ACTIVE_STATUSES).exists()
 
 
 def worker_fence(owner: str) -> Q:
@@ -277,6 +294,10 @@ def _tell_integrations(run_id: int, event_type: EventType, detail: str = "") -> 
     from runs import taiga
 
     taiga.report_on_commit(run_id, event_type, detail)
+    if event_type in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_STOPPED):
+        parent_id = Run.objects.filter(pk=run_id).values_list("parent_id", flat=True).first()
+        if parent_id:
+            _enqueue_on_commit(parent_id)  # its workflow goes on (or fails) now
 
 
 def _enqueue_on_commit(run_id: int) -> None:

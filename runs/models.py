@@ -63,6 +63,11 @@ class Run(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    # Workflows: a child run belongs to its parent as one of its steps.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    step_key = models.CharField(max_length=100, blank=True)
     # Worker lease: who executes the run and until when, fenced on every write the worker makes.
     lease_owner = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 (NULL = no lease)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -102,6 +107,13 @@ class Run(models.Model):
             models.Index(fields=["status", "-created_at"], name="run_status_newest"),
             models.Index(fields=["project", "-created_at"], name="run_project_newest"),
             models.Index(fields=["review_state", "-created_at"], name="run_review_newest"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "step_key"],
+                condition=models.Q(parent__isnull=False),
+                name="one_child_per_step",
+            ),
         ]
 
     def __str__(self) -> str:

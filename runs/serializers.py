@@ -9,6 +9,7 @@ from runs.options import DIRECTIVE_MAX_LENGTH, GOAL_MAX_LENGTH, NAME_MAX_LENGTH
 
 class RunSerializer(serializers.ModelSerializer):
     project_id = serializers.IntegerField(read_only=True)
+    parent_id = serializers.IntegerField(read_only=True, allow_null=True)
     project_name = serializers.CharField(source="project.name", read_only=True)
     metadata = serializers.JSONField(source="run_metadata", read_only=True)
     created_by = serializers.SerializerMethodField()
@@ -48,6 +49,8 @@ class RunSerializer(serializers.ModelSerializer):
             "reviewed_by",
             "reviewed_at",
             "review_comment",
+            "parent_id",
+            "step_key",
         ]
         read_only_fields = fields
 

@@ -20,8 +20,9 @@ from projects.models import Project
 from runs import lifecycle, options, workspace
 from runs.agents import agent_name_for
 from runs.agents.tools import command_allowed
-from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus
+from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus, RunType
 from runs.tasks import enqueue_run
+from runs.workflow import clean_steps
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def create_run(
     run_options: Any = None,
     metadata: Any = None,
     created_by: AbstractBaseUser | None = None,
+    parent: Run | None = None,
+    step_key: str = "",
 ) -> Run:
     """Validate, store the run with its RUN_CREATED event, and enqueue it once the transaction commits."""
     if isinstance(project_id, bool) or not isinstance(project_id, int):
@@ -63,7 +66,14 @@ def create_run(
     base_branch = _writing_run_branch(project, clean["options"], clean["run_type"])
     user = created_by if created_by is not None and created_by.is_authenticated else None
     with transaction.atomic():
-        run = Run.objects.create(project_id=project_id, created_by=user, base_branch=base_branch, **clean)
+        run = Run.objects.create(
+            project_id=project_id,
+            created_by=user,
+            base_branch=base_branch,
+            parent=parent,
+            step_key=step_key,
+            **clean,
+        )
         if not run.name:
             run.name = options.generate_run_name(run.goal, run.pk)
             Run.objects.filter(pk=run.pk).update(name=run.name)
@@ -84,6 +94,14 @@ def _writing_run_branch(project: Project, run_options: dict[str, Any], run_type:
     """A run that writes works in a git worktree: the project must be a git repository with a commit.
     Returns the branch checked out now, which approval merges into ("" for runs that write nothing)."""
     agent = agent_name_for(run_options, run_type)
+    if agent == "workflow":
+        for step in clean_steps(run_options.get("steps")):
+            step_options = {
+                **(step.get("options") or {}),
+                **({"agent": step["agent"]} if "agent" in step else {}),
+            }
+            _writing_run_branch(project, step_options, step.get("run_type", RunType.AGENT))
+        return ""
     if agent == "pipeline":
         _check_pipeline(project, run_options)
     elif agent != "llm" or run_options.get("dry_run"):

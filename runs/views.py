@@ -135,6 +135,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     }
     if run.run_type == RunType.PIPELINE:
         context["commands"] = _pipeline_commands(run)
+    if run.run_type == RunType.WORKFLOW:
+        children = {child.step_key: child for child in Run.objects.filter(parent=run)}
+        context["steps"] = [
+            {**step, "child": children.get(step["key"])} for step in run.options.get("steps", [])
+        ]
     if run.review_state != ReviewState.NONE or run.branch or run.options.get("dry_run"):
         try:
             context["diff"] = review.run_diff(run)

@@ -19,13 +19,13 @@ AGENT_NAMES = ("llm", "simple")
 
 
 def agent_name_for(options: dict[str, Any], run_type: str) -> str:
-    """Pipelines run commands; otherwise `options.agent`, else the LLM agent for agent and task runs and
-    the simple agent for workflows."""
-    if run_type == "pipeline":
-        return "pipeline"
+    """Pipelines run commands and workflows run child runs; otherwise `options.agent`, else the LLM
+    agent."""
+    if run_type in ("pipeline", "workflow"):
+        return run_type
     if options.get("agent"):
         return options["agent"]
-    return "llm" if run_type in ("agent", "task") else "simple"
+    return "llm"
 
 
 def get_agent(run: Run) -> Agent:
@@ -42,4 +42,8 @@ def get_agent(run: Run) -> Agent:
         from runs.agents.pipeline import PipelineAgent
 
         return PipelineAgent()
+    if name == "workflow":
+        from runs.workflow import WorkflowAgent
+
+        return WorkflowAgent()
     raise ValueError(f"Unknown agent {name!r}; known agents: {', '.join(AGENT_NAMES)}")

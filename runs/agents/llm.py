@@ -137,7 +137,11 @@ class LLMAgent:
         run = self.context.run
         if self.dry_run:
             return None
-        tree = workspace.open_worktree(run.project.local_path, run.pk, run.base_commit or None)
+        base = run.base_commit or None
+        if base is None and run.options.get("ref"):  # build on another run's branch (workflow steps)
+            ref = f"{run.options['ref']}^{{commit}}"
+            base = workspace.git("rev-parse", "--verify", ref, cwd=run.project.local_path).strip()
+        tree = workspace.open_worktree(run.project.local_path, run.pk, base)
         if not run.branch:
             self.context.record(
                 EventType.AGENT_THINKING,

@@ -241,3 +241,24 @@ def test_it_fails_a_run_whose_agent_kills_its_own_worker_every_time(
     assert "Worker lost 2 times" in final.error
     assert types(run).count(T.WORKER_LOST) == 2 and types(run).count(T.RUN_STARTED) == 2
     assert_gapless(run)
+
+
+def test_it_runs_a_workflow_through_a_real_cluster(start_cluster, project):
+    from runs.services import create_run
+
+    start_cluster(WORKER_CONCURRENCY="1")
+    quick = {"agent": "simple", "max_steps": 1, "step_seconds": 0}
+    steps = [
+        {"key": "one", "goal": "a", "run_type": "task", "options": quick},
+        {"key": "two", "goal": "b", "run_type": "task", "options": quick, "depends_on": ["one"]},
+        {"key": "three", "goal": "c", "run_type": "task", "options": quick, "depends_on": ["one"]},
+        {"key": "four", "goal": "d", "run_type": "task", "options": quick, "depends_on": ["two", "three"]},
+    ]
+    parent = create_run(project_id=project.pk, goal="flow", run_type="workflow", run_options={"steps": steps})
+    wait_until(lambda: status(parent) == RunStatus.COMPLETED, timeout=60, what="the workflow to complete")
+    children = list(
+        Run.objects.filter(parent=parent).order_by("created_at", "id").values_list("step_key", "status")
+    )
+    keys = [key for key, _ in children]
+    assert keys[0] == "one" and keys[-1] == "four" and set(keys[1:3]) == {"two", "three"}
+    assert {s for _, s in children} == {RunStatus.COMPLETED} and len(children) == 4
