@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -9,9 +10,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
-from runs import lifecycle, review, services
+from runs import lifecycle, review, schedules, services
 from runs.lifecycle import Action
-from runs.models import Run
+from runs.models import Run, Schedule
 
 RECENT_EVENTS = 50
 
@@ -153,3 +154,33 @@ class RunAdmin(admin.ModelAdmin):
             everything,
             run.event_seq,
         )
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = ["name", "project", "goal", "run_type", "options", "run_metadata", "cron", "enabled"]
+
+    def clean_cron(self) -> str:
+        try:
+            return schedules.clean_cron(self.cleaned_data["cron"])
+        except DomainError as error:
+            raise forms.ValidationError(error.message) from None
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = ["name", "project", "run_type", "cron", "enabled", "last_run_at", "next_run_at"]
+    list_filter = ["enabled", "run_type", "project"]
+    list_select_related = ["project"]
+    search_fields = ["name", "goal"]
+    readonly_fields = ["last_run_at", "next_run_at"]
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: forms.ModelForm, change: bool) -> None:
+        if not obj.created_by_id:
+            obj.created_by = request.user
+        try:
+            schedules.save_schedule(obj)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)

@@ -82,3 +82,35 @@ class DirectiveForm(forms.Form):
     text = forms.CharField(
         max_length=8000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Tell the agent something…"})
     )
+
+
+class ScheduleForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.order_by("name"), empty_label="Choose a project"
+    )
+    goal = forms.CharField(max_length=GOAL_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 2}))
+    run_type = forms.ChoiceField(choices=RunType.choices, initial=RunType.PIPELINE)
+    cron = forms.CharField(
+        max_length=100, widget=forms.TextInput(attrs={"placeholder": "0 2 * * *"}),
+        help_text="Minute hour day-of-month month day-of-week, in the server's TIME_ZONE.",
+    )  # fmt: skip
+    run_options = forms.CharField(
+        required=False,
+        label="Options (JSON)",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"commands": ["pytest -q"]}'}),
+    )
+
+    def clean_run_options(self) -> dict[str, Any]:
+        text = self.cleaned_data["run_options"].strip()
+        try:
+            value = json.loads(text) if text else {}
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Options must be a JSON object.")
+        return value
+
+    def add_domain_error(self, error: DomainError) -> None:
+        field = {"options": "run_options"}.get(error.field or "", error.field)
+        self.add_error(field if field in self.fields else None, error.message)

@@ -63,6 +63,9 @@ class Run(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    schedule = models.ForeignKey(
+        "runs.Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     # Workflows: a child run belongs to its parent as one of its steps.
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
@@ -126,3 +129,32 @@ class Run(models.Model):
     @property
     def max_steps(self) -> int:
         return int(self.options.get("max_steps", 3))
+
+
+class Schedule(models.Model):
+    """A recurring run: every time `cron` comes due, a run is created from this template.
+
+    Fired by the periodic sweep (`runs.schedules.fire_due`); a slot missed while nothing ran is not
+    replayed: the next run is computed from the time it fires.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="schedules")
+    goal = models.TextField()
+    run_type = models.CharField(max_length=20, choices=RunType.choices, default=RunType.AGENT)
+    options = models.JSONField(default=dict, blank=True)
+    run_metadata = models.JSONField(default=dict, blank=True)
+    cron = models.CharField(
+        max_length=100, help_text='Cron expression in TIME_ZONE, e.g. "0 2 * * *" for 02:00.'
+    )
+    enabled = models.BooleanField(default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -172,6 +172,9 @@ class WorkerStatus(serializers.Serializer):
 
 
 class SweepResult(serializers.Serializer):
+    scheduled = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Runs created by due schedules."
+    )
     recovered = serializers.ListField(child=serializers.IntegerField())
     failed = serializers.ListField(child=serializers.IntegerField())
     enqueued = serializers.ListField(child=serializers.IntegerField())

@@ -21,6 +21,7 @@ from runs import lifecycle, options, workspace
 from runs.agents import agent_name_for
 from runs.agents.tools import command_allowed
 from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus, RunType
+from runs.schedules import fire_due
 from runs.tasks import enqueue_run
 from runs.workflow import clean_steps
 
@@ -88,6 +89,14 @@ def create_run(
         record_event(run.pk, EventType.RUN_CREATED, {"actor": actor_name(user), "request": request})
         transaction.on_commit(lambda: enqueue_run(run.pk))
     return get_run(run.pk)
+
+
+def check_run_template(project_id: int, run_type: Any, run_options: Any) -> None:
+    """Validate what a schedule will create, as create_run would, without creating anything."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        raise InvalidInput(f"Project {project_id} does not exist.", field="project_id")
+    _writing_run_branch(project, options.clean_options(run_options), options.clean_run_type(run_type))
 
 
 def _writing_run_branch(project: Project, run_options: dict[str, Any], run_type: str) -> str:
@@ -208,9 +217,18 @@ def sweep(*, grace_seconds: float | None = None) -> dict[str, Any]:
     ]
     for run_id in orphans:
         enqueue_run(run_id)
-    if recovered or failed or orphans:
-        logger.info("sweep: recovered %s, failed %s, enqueued %s", recovered, failed, orphans)
-    return {"recovered": recovered, "failed": failed, "enqueued": orphans, "swept_at": now.isoformat()}
+    scheduled = fire_due(now)
+    if recovered or failed or orphans or scheduled:
+        logger.info(
+            "sweep: recovered %s, failed %s, enqueued %s, scheduled %s", recovered, failed, orphans, scheduled
+        )
+    return {
+        "recovered": recovered,
+        "failed": failed,
+        "enqueued": orphans,
+        "scheduled": scheduled,
+        "swept_at": now.isoformat(),
+    }
 
 
 def worker_status() -> dict[str, Any]:

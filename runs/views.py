@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import IntegrityError
 from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,10 +18,10 @@ from config import status as status_bar
 from config.errors import DomainError
 from events.models import Event, EventType
 from projects.models import Project
-from runs import lifecycle, review, services
-from runs.forms import DirectiveForm, RunCreateForm
+from runs import lifecycle, review, schedules, services
+from runs.forms import DirectiveForm, RunCreateForm, ScheduleForm
 from runs.lifecycle import Action
-from runs.models import ACTIVE_STATUSES, ReviewState, Run, RunStatus, RunType
+from runs.models import ACTIVE_STATUSES, ReviewState, Run, RunStatus, RunType, Schedule
 from runs.selectors import run_list
 
 PAGE_SIZE = 25
@@ -257,3 +258,42 @@ def run_review(request: HttpRequest, run_id: int, decision: str) -> HttpResponse
 @require_GET
 def status_fragment(request: HttpRequest) -> HttpResponse:
     return render(request, "base.html#status-bar", {"services": status_bar.current()})
+
+
+@login_required
+def schedule_list(request: HttpRequest) -> HttpResponse:
+    form = ScheduleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        schedule = Schedule(
+            name=data["name"], project=data["project"], goal=data["goal"], run_type=data["run_type"],
+            cron=data["cron"], options=data["run_options"], created_by=request.user,
+        )  # fmt: skip
+        try:
+            services.check_run_template(schedule.project_id, schedule.run_type, schedule.options)
+            schedules.save_schedule(schedule)
+        except DomainError as error:
+            form.add_domain_error(error)
+        except IntegrityError:
+            form.add_error("name", "A schedule with this name already exists.")
+        else:
+            messages.success(
+                request, f"Schedule {schedule.name} saved: next run {schedule.next_run_at:%Y-%m-%d %H:%M}."
+            )
+            return redirect("schedules")
+    items = Schedule.objects.select_related("project").annotate(run_count=Count("runs"))
+    return render(
+        request, "runs/schedules.html", {"schedules": items, "form": form}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_POST
+def schedule_toggle(request: HttpRequest, schedule_id: int) -> HttpResponse:
+    schedule = Schedule.objects.filter(pk=schedule_id).first()
+    if schedule is None:
+        raise Http404
+    schedule.enabled = not schedule.enabled
+    schedules.save_schedule(schedule)
+    messages.success(request, f"Schedule {schedule.name} {'enabled' if schedule.enabled else 'disabled'}.")
+    return redirect("schedules")

@@ -115,7 +115,7 @@ def test_it_reports_worker_status_and_sweeps_on_demand(api, make_run):
     assert set(status) == {"alive", "clusters", "queued", "running", "paused"}
     assert status["queued"] == 1 and status["alive"] is False
     swept = api.post("/api/worker/process/").json()
-    assert set(swept) == {"recovered", "failed", "enqueued", "swept_at"}
+    assert set(swept) == {"recovered", "failed", "enqueued", "scheduled", "swept_at"}
 
 
 @pytest.mark.django_db
