@@ -29,6 +29,7 @@ class EventType(models.TextChoices):
     PR_OPENED = "PR_OPENED"
     INTEGRATION_ERROR = "INTEGRATION_ERROR"
     COMMAND_FINISHED = "COMMAND_FINISHED"
+    REVIEW_REPORT = "REVIEW_REPORT"
 
 
 class Event(models.Model):

@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from config.errors import DomainError
 from runs import lifecycle, review, schedules, services
 from runs.lifecycle import Action
-from runs.models import Run, Schedule
+from runs.models import AgentProfile, Run, Schedule
 
 RECENT_EVENTS = 50
 
@@ -184,3 +184,9 @@ class ScheduleAdmin(admin.ModelAdmin):
             schedules.save_schedule(obj)
         except DomainError as error:
             self.message_user(request, error.message, messages.ERROR)
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    list_display = ["name", "description", "model", "max_steps", "reports_verdict"]
+    search_fields = ["name", "description"]

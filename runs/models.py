@@ -158,3 +158,26 @@ class Schedule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AgentProfile(models.Model):
+    """A named kind of LLM agent (`options.agent` = its name): prompt, tools, model and limits."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    system_prompt = models.TextField(blank=True, help_text="Added to the agent's instructions.")
+    allowed_tools = models.JSONField(
+        default=list, blank=True, help_text="Tool actions it may use; empty means all of them."
+    )
+    model = models.CharField(max_length=200, blank=True, help_text="LLM model; empty: LLM_MODEL.")
+    max_steps = models.PositiveIntegerField(null=True, blank=True, help_text="Default model-turn budget.")
+    max_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Default token budget.")
+    reports_verdict = models.BooleanField(
+        default=False, help_text="Ends with a REVIEW_REPORT event and a pass/fail verdict instead of failing."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -107,8 +107,10 @@ def clean_options(value: Any) -> dict[str, Any]:
             raise InvalidInput(
                 f"options.step_seconds must be a number from {low} to {high}.", field="options"
             )
-    if "agent" in value and value["agent"] not in AGENT_NAMES:
-        raise InvalidInput(f"options.agent must be one of {', '.join(AGENT_NAMES)}.", field="options")
+    if "agent" in value and (not isinstance(value["agent"], str) or not 0 < len(value["agent"]) <= 100):
+        raise InvalidInput(
+            f"options.agent must be {', '.join(AGENT_NAMES)} or an agent profile's name.", field="options"
+        )
     if "model" in value and (not isinstance(value["model"], str) or not 0 < len(value["model"]) <= 200):
         raise InvalidInput("options.model must be a model name (1 to 200 characters).", field="options")
     for key, (low, high) in NUMBER_OPTIONS.items():

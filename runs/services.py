@@ -20,7 +20,7 @@ from projects.models import Project
 from runs import lifecycle, options, workspace
 from runs.agents import agent_name_for
 from runs.agents.tools import command_allowed
-from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, Run, RunStatus, RunType
+from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, AgentProfile, Run, RunStatus, RunType
 from runs.schedules import fire_due
 from runs.tasks import enqueue_run
 from runs.workflow import clean_steps
@@ -103,6 +103,11 @@ def _writing_run_branch(project: Project, run_options: dict[str, Any], run_type:
     """A run that writes works in a git worktree: the project must be a git repository with a commit.
     Returns the branch checked out now, which approval merges into ("" for runs that write nothing)."""
     agent = agent_name_for(run_options, run_type)
+    if agent not in ("llm", "simple", "pipeline", "workflow"):
+        if not AgentProfile.objects.filter(name=agent).exists():
+            known = ", ".join(["llm", "simple", *AgentProfile.objects.values_list("name", flat=True)])
+            raise InvalidInput(f"options.agent {agent!r} is not an agent; known: {known}.", field="options")
+        agent = "llm"
     if agent == "workflow":
         for step in clean_steps(run_options.get("steps")):
             step_options = {

@@ -123,7 +123,8 @@ class WorkflowAgent:
             if branch:
                 step_options["ref"] = branch
             child = create_run(
-                project_id=parent.project_id, goal=step["goal"], name=f"{parent.name}-{step['key']}",
+                project_id=parent.project_id, goal=_goal_with_context(step, children),
+                name=f"{parent.name}-{step['key']}",
                 run_type=step.get("run_type", RunType.AGENT), run_options=step_options,
                 metadata={"workflow": parent.pk, "step": step["key"]}, created_by=parent.created_by,
                 parent=parent, step_key=step["key"],
@@ -142,3 +143,17 @@ class WorkflowAgent:
                 "children": {k: c.pk for k, c in children.items()},
             }
         raise WorkflowWaiting
+
+
+def _goal_with_context(step: dict[str, Any], children: dict[str, Run]) -> str:
+    """The step's goal, followed by what the steps it depends on reported (a planner's plan, say)."""
+    from events.models import Event
+
+    notes = []
+    for key in step.get("depends_on", []):
+        done = Event.objects.filter(run=children[key], type=EventType.RUN_COMPLETED).first()
+        summary = (done.payload or {}).get("summary") if done else ""
+        if summary:
+            notes.append(f"From step {key!r}: {summary}")
+    goal = step["goal"] if not notes else step["goal"] + "\n\n" + "\n".join(notes)
+    return goal[:10_000]

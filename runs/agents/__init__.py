@@ -46,4 +46,10 @@ def get_agent(run: Run) -> Agent:
         from runs.workflow import WorkflowAgent
 
         return WorkflowAgent()
-    raise ValueError(f"Unknown agent {name!r}; known agents: {', '.join(AGENT_NAMES)}")
+    from runs.agents.llm import LLMAgent
+    from runs.models import AgentProfile
+
+    profile = AgentProfile.objects.filter(name=name).first()
+    if profile is None:
+        raise ValueError(f"Unknown agent {name!r}: use llm, simple or an agent profile's name")
+    return LLMAgent(profile=profile)

@@ -18,7 +18,7 @@ from events.models import EventType
 from runs import workspace
 from runs.agents.tools import Toolbox, ToolRejected
 from runs.llm import LLMBadReply, LLMClient, LLMError, Message, get_client
-from runs.models import RunType
+from runs.models import AgentProfile, RunType
 
 if TYPE_CHECKING:
     from runs.execution import RunContext
@@ -100,17 +100,20 @@ def _commands_note(allowed: list[str]) -> str:
 class LLMAgent:
     name = "llm"
 
-    def __init__(self, client: LLMClient | None = None) -> None:
+    def __init__(self, client: LLMClient | None = None, profile: AgentProfile | None = None) -> None:
         self._client = client
+        self.profile = profile
 
     # -- entry point -----------------------------------------------------------------------------
     def execute(self, context: RunContext) -> dict[str, Any]:
         run = context.run
         self.context = context
         self.options = run.options
-        self.client = self._client or get_client(model=run.options.get("model"))
-        self.max_turns = int(run.options.get("max_steps", 30))
-        self.max_tokens = run.options.get("max_tokens")
+        profile = self.profile
+        model = run.options.get("model") or (profile.model if profile else "") or None
+        self.client = self._client or get_client(model=model)
+        self.max_turns = int(run.options.get("max_steps") or (profile and profile.max_steps) or 30)
+        self.max_tokens = run.options.get("max_tokens") or (profile.max_tokens if profile else None)
         self.dry_run = bool(run.options.get("dry_run"))
         self.single_pass = run.run_type == RunType.TASK
         self.state: dict[str, Any] = dict(run.checkpoint or {})
@@ -244,6 +247,9 @@ class LLMAgent:
         kind = action["action"]
         arguments = {k: v for k, v in action.items() if k not in ("action", "thought")}
         try:
+            if self.profile and self.profile.allowed_tools and kind not in self.profile.allowed_tools:
+                tools = ", ".join(self.profile.allowed_tools)
+                raise ToolRejected(f"the {self.profile.name} profile may only use: {tools}")
             result = self._call_tool(kind, arguments)
         except ToolRejected as refusal:
             self._say("user", f"{kind} was refused: {refusal}")
@@ -324,6 +330,12 @@ class LLMAgent:
 
     def _finish(self, action: dict[str, Any]) -> dict[str, Any] | None:
         success = action.get("success", True)
+        if self.profile and self.profile.reports_verdict:
+            verdict = "pass" if success else "fail"
+            report = action.get("summary", "")
+            self.context.record(EventType.REVIEW_REPORT, {"agent": self.profile.name, "verdict": verdict,
+                                                          "report": report[:8000]})  # fmt: skip
+            return {**self._summary(report), "verdict": verdict}
         if success or self.single_pass:
             if not success:
                 raise LLMError(f"the agent could not reach the goal: {action.get('summary', '')[:500]}")
@@ -365,7 +377,11 @@ class LLMAgent:
 
     def _system(self) -> Message:
         allowed = list(self.context.run.project.allowed_commands or [])
-        return {"role": "system", "content": SYSTEM_PROMPT.format(commands=_commands_note(allowed))}
+        content = SYSTEM_PROMPT.format(commands=_commands_note(allowed))
+        if self.profile:
+            tools = ", ".join(self.profile.allowed_tools) or "all tools"
+            content = f"{self.profile.system_prompt}\nYour tools: {tools}.\n\n{content}"
+        return {"role": "system", "content": content}
 
     def _ask(self) -> dict[str, Any]:
         """One action from the model, repairing invalid replies up to REPAIR_ATTEMPTS times."""
