@@ -9,6 +9,7 @@ from config.auth_api import TokenApi
 from config.health import health
 from projects.api import ProjectDetailApi, ProjectListCreateApi
 from runs import api as runs_api
+from runs import schedule_api
 
 api_patterns = [
     *both_slashes("auth/token", TokenApi.as_view(), "api-token"),
@@ -26,6 +27,9 @@ api_patterns = [
     *both_slashes("runs/<int:run_id>/approve", runs_api.RunApproveApi.as_view(), "api-run-approve"),
     *both_slashes("runs/<int:run_id>/reject", runs_api.RunRejectApi.as_view(), "api-run-reject"),
     *both_slashes("runs/<int:run_id>/rollback", runs_api.RunRollbackApi.as_view(), "api-run-rollback"),
+    *both_slashes("schedules", schedule_api.ScheduleListCreateApi.as_view(), "api-schedules"),
+    *both_slashes("schedules/<int:schedule_id>", schedule_api.ScheduleDetailApi.as_view(), "api-schedule"),
+    *both_slashes("agent-profiles", schedule_api.AgentProfileListApi.as_view(), "api-agent-profiles"),
     *both_slashes("worker/status", runs_api.WorkerStatusApi.as_view(), "api-worker-status"),
     *both_slashes("worker/process", runs_api.WorkerProcessApi.as_view(), "api-worker-process"),
     *both_slashes("schema", SpectacularAPIView.as_view(), "api-schema"),
