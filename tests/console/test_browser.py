@@ -218,3 +218,44 @@ def test_it_reviews_changes_in_the_browser(page: Page, live_server, alice, finis
 
     assert not (Path(repo) / "hello.py").exists()
     assert Run.objects.get(pk=approved_run.pk).review_state == "rolled_back"
+
+
+def test_it_streams_a_pipeline_live_and_opens_the_failed_command(page: Page, live_server, alice, project, start_cluster,
+                                                                screenshot):  # fmt: skip
+    import sys
+    from pathlib import Path
+
+    from runs.services import create_run
+
+    repo = Path(project.local_path)
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (repo / "test_calc.py").write_text(
+        "import time\n\nfrom calc import add\n\n\ndef test_add():\n    print('checking')\n    time.sleep(1.5)\n"
+        "    assert add(2, 2) == 5\n"
+    )
+    import subprocess
+
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "calc"],
+                   check=True)  # fmt: skip
+    python = sys.executable
+    project.allowed_commands = [f"{python} -m ruff", f"{python} -m pytest"]
+    project.save()
+    start_cluster()
+    wait_for_workers()
+    run = create_run(project_id=project.pk, goal="CI", run_type="pipeline", run_options={
+        "commands": [f"{python} -m ruff check --no-cache .", f"{python} -m pytest -q -s -p no:cacheprovider test_calc.py",
+                     f"{python} -m ruff format --check ."]})  # fmt: skip
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    log = page.get_by_role("log")
+    expect(log).to_contain_text("COMMAND_OUTPUT", timeout=15_000)
+    expect(log).to_contain_text("checking", timeout=15_000)
+    expect(page.locator("#run-status")).to_contain_text("FAILED", timeout=30_000)
+    page.reload()
+    failed = page.locator("#commands li.state-failed details")
+    expect(failed).to_have_attribute("open", "")
+    expect(failed).to_contain_text("assert")
+    expect(page.locator("#commands li.state-passed")).to_have_count(1)
+    expect(page.locator("#commands li.state-pending")).to_have_count(1)
+    screenshot(page, "pipeline-failed")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.conftest import BASE_DIR, worker_database_url
 from tests.runs.conftest import scripted_llm  # noqa: F401 (fixture)
@@ -25,6 +26,7 @@ class Cluster:
             "RUN_LEASE_SECONDS": "2",
             "WORKER_CONCURRENCY": "2",
             "WORKER_LOG_LEVEL": "INFO",
+            "WORKSPACE_ROOT": str(settings.WORKSPACE_ROOT),  # this test's, never the checkout's var/
             **env,
         }
         self.log = log
