@@ -7,6 +7,7 @@ urlpatterns = [
     path("status/bar/", views.status_fragment, name="status-bar"),
     path("runs/new/", views.run_create, name="run-new"),
     path("schedules/", views.schedule_list, name="schedules"),
+    path("schedules/<int:schedule_id>/", views.schedule_edit, name="schedule-edit"),
     path("schedules/<int:schedule_id>/toggle/", views.schedule_toggle, name="schedule-toggle"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/events/", views.run_events, name="run-events"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -260,31 +261,54 @@ def status_fragment(request: HttpRequest) -> HttpResponse:
     return render(request, "base.html#status-bar", {"services": status_bar.current()})
 
 
+def _save_schedule_form(request: HttpRequest, form: ScheduleForm, schedule: Schedule) -> bool:
+    data = form.cleaned_data
+    schedule.name, schedule.project, schedule.goal = data["name"], data["project"], data["goal"]
+    schedule.run_type, schedule.cron, schedule.options = data["run_type"], data["cron"], data["run_options"]
+    schedule.created_by = schedule.created_by or request.user
+    try:
+        services.check_run_template(schedule.project_id, schedule.run_type, schedule.options)
+        schedules.save_schedule(schedule)
+    except DomainError as error:
+        form.add_domain_error(error)
+        return False
+    except IntegrityError:
+        form.add_error("name", "A schedule with this name already exists.")
+        return False
+    when = f"{schedule.next_run_at:%Y-%m-%d %H:%M}" if schedule.next_run_at else "never (disabled)"
+    messages.success(request, f"Schedule {schedule.name} saved: next run {when}.")
+    return True
+
+
 @login_required
 def schedule_list(request: HttpRequest) -> HttpResponse:
     form = ScheduleForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        schedule = Schedule(
-            name=data["name"], project=data["project"], goal=data["goal"], run_type=data["run_type"],
-            cron=data["cron"], options=data["run_options"], created_by=request.user,
-        )  # fmt: skip
-        try:
-            services.check_run_template(schedule.project_id, schedule.run_type, schedule.options)
-            schedules.save_schedule(schedule)
-        except DomainError as error:
-            form.add_domain_error(error)
-        except IntegrityError:
-            form.add_error("name", "A schedule with this name already exists.")
-        else:
-            messages.success(
-                request, f"Schedule {schedule.name} saved: next run {schedule.next_run_at:%Y-%m-%d %H:%M}."
-            )
-            return redirect("schedules")
+    if request.method == "POST" and form.is_valid() and _save_schedule_form(request, form, Schedule()):
+        return redirect("schedules")
     items = Schedule.objects.select_related("project").annotate(run_count=Count("runs"))
-    return render(
-        request, "runs/schedules.html", {"schedules": items, "form": form}, status=400 if form.errors else 200
-    )
+    context = {"schedules": items, "form": form}
+    return render(request, "runs/schedules.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+def schedule_edit(request: HttpRequest, schedule_id: int) -> HttpResponse:
+    schedule = Schedule.objects.filter(pk=schedule_id).first()
+    if schedule is None:
+        raise Http404
+    initial = {
+        "name": schedule.name,
+        "project": schedule.project_id,
+        "goal": schedule.goal,
+        "run_type": schedule.run_type,
+        "cron": schedule.cron,
+        "run_options": json.dumps(schedule.options),
+    }
+    form = ScheduleForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid() and _save_schedule_form(request, form, schedule):
+        return redirect("schedules")
+    runs = run_list().filter(schedule=schedule)[:20]
+    context = {"schedule": schedule, "form": form, "runs": runs}
+    return render(request, "runs/schedule_edit.html", context, status=400 if form.errors else 200)
 
 
 @login_required

@@ -104,3 +104,19 @@ def test_it_edits_schedules_in_the_admin(client, project):
     bad = client.post("/admin/runs/schedule/add/", {"name": "x", "project": project.pk, "goal": "g", "run_type": "agent",
                                                    "options": "{}", "run_metadata": "{}", "cron": "whenever"})  # fmt: skip
     assert bad.status_code == 200 and "not a cron expression" in bad.content.decode()
+
+
+@pytest.mark.django_db
+def test_it_edits_a_schedule_in_the_console(client, alice, nightly):
+    client.login(username="alice", password="alice-password-1")
+    page = client.get(f"/schedules/{nightly.pk}/").content.decode()
+    assert 'value="0 2 * * *"' in page
+    bad = client.post(f"/schedules/{nightly.pk}/", {"name": "nightly", "project": nightly.project_id, "goal": "g",
+                                                    "run_type": "agent", "cron": "nope"})  # fmt: skip
+    assert bad.status_code == 400 and Schedule.objects.get().cron == "0 2 * * *"
+    saved = client.post(f"/schedules/{nightly.pk}/", {"name": "nightly", "project": nightly.project_id,
+                                                      "goal": "new goal", "run_type": "agent", "cron": "30 4 * * *",
+                                                      "run_options": '{"agent": "simple"}'}, follow=True)  # fmt: skip
+    assert "Schedule nightly saved" in saved.content.decode()
+    schedule = Schedule.objects.get()
+    assert (schedule.cron, schedule.goal) == ("30 4 * * *", "new goal") and schedule.next_run_at.minute == 30
