@@ -145,3 +145,16 @@ def test_it_shows_each_command_with_its_output_and_the_failed_one_open(client, a
     failed = section[section.index("state-failed") :]
     assert failed.startswith('state-failed"><details open>') and "broken" in failed and "exit 1" in failed
     assert "state-pending" in section and "hx-trigger" not in section[: section.index("</section>")]
+
+
+@pytest.mark.django_db
+def test_it_runs_on_another_runs_branch_with_ref(api, pipeline_project, finished_run):
+    built = finished_run()  # an LLM run that wrote hello.py on its branch
+    run_id = pipeline(api, pipeline_project, ["sh -c 'cat hello.py'"], ref=built.branch).json()["id"]
+    assert execute_run(run_id) == "completed"
+    output = "".join(e.payload["text"] for e in Event.objects.filter(run_id=run_id, type=T.COMMAND_OUTPUT))
+    assert "def hello():" in output
+    assert (
+        Run.objects.get(pk=run_id).base_commit
+        == built.events.filter(type=T.STEP_COMPLETED).last().payload["commit"]
+    )
