@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,20 @@ def worker_database_url() -> str:
     host = settings_dict.get("HOST") or "127.0.0.1"
     port = settings_dict.get("PORT") or 5432
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+class WorkerThread(threading.Thread):
+    """execute_run in a thread with its own database connection, as a worker process would."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(daemon=True)
+        self.run_id = run_id
+        self.result: str | None = None
+
+    def run(self) -> None:
+        from runs.execution import execute_run
+
+        try:
+            self.result = execute_run(self.run_id)
+        finally:
+            connection.close()

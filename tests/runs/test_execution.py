@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from config.errors import LeaseLost
@@ -16,6 +14,7 @@ from runs import execution, lifecycle, services
 from runs.execution import RunContext, execute_run
 from runs.lifecycle import Action
 from runs.models import Run, RunStatus
+from tests.conftest import WorkerThread
 
 T = EventType
 
@@ -30,21 +29,6 @@ def wait_for(predicate, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
-
-
-class Worker(threading.Thread):
-    """execute_run in a thread with its own database connection, as a worker process would."""
-
-    def __init__(self, run_id: int) -> None:
-        super().__init__(daemon=True)
-        self.run_id = run_id
-        self.result: str | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = execute_run(self.run_id)
-        finally:
-            connection.close()
 
 
 @pytest.mark.django_db
@@ -130,7 +114,7 @@ def test_it_renews_its_lease_while_working(make_run, settings):
 @pytest.mark.django_db(transaction=True)
 def test_it_pauses_within_a_second_and_resumes_at_the_next_step(make_run):
     run = make_run(options={"max_steps": 4, "step_seconds": 0.3})
-    worker = Worker(run.pk)
+    worker = WorkerThread(run.pk)
     worker.start()
     wait_for(lambda: run.events.filter(type=T.STEP_COMPLETED).exists())
     paused_at = time.monotonic()
@@ -154,7 +138,7 @@ def test_it_pauses_within_a_second_and_resumes_at_the_next_step(make_run):
 @pytest.mark.django_db(transaction=True)
 def test_it_stops_within_a_second_and_writes_nothing_after(make_run):
     run = make_run(options={"max_steps": 5, "step_seconds": 0.4})
-    worker = Worker(run.pk)
+    worker = WorkerThread(run.pk)
     worker.start()
     wait_for(lambda: run.events.filter(type=T.EXECUTING).exists())
     stopped_at = time.monotonic()

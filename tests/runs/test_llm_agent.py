@@ -9,6 +9,7 @@ import pytest
 from events.models import EventType
 from runs.execution import execute_run
 from runs.models import RunStatus
+from tests.conftest import WorkerThread
 
 T = EventType
 
@@ -74,11 +75,9 @@ def test_it_reaches_a_goal_in_two_committed_steps(scripted_llm, make_run, projec
 # --- behaviours -------------------------------------------------------------------------------------
 import json  # noqa: E402
 import os  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from events.models import Event  # noqa: E402
@@ -92,18 +91,6 @@ LLM = {"agent": "llm", "max_steps": 20}
 
 def run_types(run) -> list[str]:
     return list(Event.objects.filter(run=run).order_by("seq").values_list("type", flat=True))
-
-
-class Worker(threading.Thread):
-    def __init__(self, run_id: int) -> None:
-        super().__init__(daemon=True)
-        self.run_id, self.result = run_id, None
-
-    def run(self) -> None:
-        try:
-            self.result = execute_run(self.run_id)
-        finally:
-            connection.close()
 
 
 @pytest.mark.django_db
@@ -174,7 +161,7 @@ def test_it_stops_within_a_second_while_the_model_generates(scripted_llm, make_r
     )
     scripted_llm.queue(*[Fault(chunk_delay=0.5), {"action": "list_files", "path": "."}] * 3)
     run = make_run(options=LLM)
-    worker = Worker(run.pk)
+    worker = WorkerThread(run.pk)
     worker.start()
     deadline = time.monotonic() + 10
     while len(scripted_llm.requests) < 2 and time.monotonic() < deadline:
@@ -195,7 +182,7 @@ def test_it_stops_within_a_second_during_a_command(scripted_llm, make_run, proje
         {"action": "plan", "steps": ["wait"]}, {"action": "run_command", "command": "sleep 600"}
     )
     run = make_run(options=LLM)
-    worker = Worker(run.pk)
+    worker = WorkerThread(run.pk)
     worker.start()
     deadline = time.monotonic() + 10
     while len(scripted_llm.requests) < 2 and time.monotonic() < deadline:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from django.db import connection
 
 from events.models import Event, EventType
 from runs import lifecycle
 from runs.execution import execute_run
 from runs.lifecycle import Action
 from runs.models import Run, RunStatus, RunType
+from tests.conftest import WorkerThread
 
 T = EventType
 
@@ -76,18 +75,6 @@ def test_it_completes_when_every_command_passes(api, pipeline_project):
     assert Run.objects.get(pk=run_id).current_iteration == 2
 
 
-class Worker(threading.Thread):
-    def __init__(self, run_id: int) -> None:
-        super().__init__(daemon=True)
-        self.run_id, self.result = run_id, None
-
-    def run(self) -> None:
-        try:
-            self.result = execute_run(self.run_id)
-        finally:
-            connection.close()
-
-
 def wait_for(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -98,7 +85,7 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_it_stops_a_running_command_within_a_second(api, pipeline_project):
     run_id = pipeline(api, pipeline_project, ["sleep 600"]).json()["id"]
-    worker = Worker(run_id)
+    worker = WorkerThread(run_id)
     worker.start()
     wait_for(lambda: Event.objects.filter(run_id=run_id, type=T.EXECUTING).exists())
     time.sleep(0.3)
@@ -112,7 +99,7 @@ def test_it_stops_a_running_command_within_a_second(api, pipeline_project):
 def test_it_pauses_after_the_current_command_and_resumes_with_the_next(api, pipeline_project):
     commands = ["sh -c 'sleep 1; echo first'", "sh -c 'echo second'"]
     run_id = pipeline(api, pipeline_project, commands).json()["id"]
-    worker = Worker(run_id)
+    worker = WorkerThread(run_id)
     worker.start()
     wait_for(lambda: Event.objects.filter(run_id=run_id, type=T.EXECUTING).exists())
     lifecycle.apply_action(run_id, Action.PAUSE, actor="alice")
