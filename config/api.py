@@ -48,6 +48,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, RequestDataTooBig):
         detail = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
         return Response({"detail": detail, "code": "too_large"}, status=413)
+    if isinstance(exc, OverflowError):  # a number beyond what the database stores
+        return Response({"detail": "A number in the request is too large.", "code": "invalid"}, status=400)
     if isinstance(exc, DomainError):
         body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
         if exc.field:

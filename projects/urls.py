@@ -4,5 +4,5 @@ from projects import views
 
 urlpatterns = [
     path("", views.project_list, name="projects"),
-    path("<int:project_id>/", views.project_detail, name="project-detail"),
+    path("<id:project_id>/", views.project_detail, name="project-detail"),
 ]

@@ -22,6 +22,7 @@ METADATA_MAX_BYTES = 64 * 1024
 MAX_STEPS_RANGE = (1, 1000)
 STEP_SECONDS_RANGE = (0, 60)
 MAX_COMMANDS = 50
+MAX_ID = 2**63 - 1  # database ids are 64-bit
 NUMBER_OPTIONS = {"max_tokens": (1, 100_000_000), "command_timeout": (1, 86_400)}
 
 

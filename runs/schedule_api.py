@@ -75,7 +75,8 @@ def _apply(schedule: Schedule, body: dict, *, user: object = None) -> Schedule:
         raise InvalidInput("A schedule needs a name (at most 200 characters).", field="name")
     if not isinstance(schedule.enabled, bool):
         raise InvalidInput("enabled must be true or false.", field="enabled")
-    if isinstance(schedule.project_id, bool) or not isinstance(schedule.project_id, int):
+    project_id = schedule.project_id
+    if isinstance(project_id, bool) or not isinstance(project_id, int) or not 0 < project_id < 2**63:
         raise InvalidInput("project_id must be the integer id of a project.", field="project_id")
     services.check_run_template(schedule.project_id, schedule.run_type, schedule.options)
     if Schedule.objects.filter(name=schedule.name).exclude(pk=schedule.pk).exists():

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from events.models import Event
 from runs.models import Run, RunStatus, RunType
-from runs.options import DIRECTIVE_MAX_LENGTH, GOAL_MAX_LENGTH, NAME_MAX_LENGTH
+from runs.options import DIRECTIVE_MAX_LENGTH, GOAL_MAX_LENGTH, MAX_ID, NAME_MAX_LENGTH
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -83,7 +83,7 @@ class RunCreateInput(serializers.Serializer):
 
 class RunListQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
-    project = serializers.IntegerField(required=False, min_value=1)
+    project = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     run_type = serializers.ChoiceField(choices=RunType.choices, required=False)
     q = serializers.CharField(required=False, max_length=200, help_text="Search in name and goal.")
 
@@ -105,7 +105,7 @@ class EventSerializer(serializers.ModelSerializer):
 
 class EventsQuery(serializers.Serializer):
     after = serializers.IntegerField(
-        required=False, default=0, min_value=0, help_text="Return events with seq > after."
+        required=False, default=0, min_value=0, max_value=MAX_ID, help_text="Return events with seq > after."
     )
     limit = serializers.IntegerField(required=False, default=100, min_value=1, help_text="At most 500.")
 

@@ -52,7 +52,11 @@ def create_run(
     step_key: str = "",
 ) -> Run:
     """Validate, store the run with its RUN_CREATED event, and enqueue it once the transaction commits."""
-    if isinstance(project_id, bool) or not isinstance(project_id, int):
+    if (
+        isinstance(project_id, bool)
+        or not isinstance(project_id, int)
+        or not 0 < project_id <= options.MAX_ID
+    ):
         raise InvalidInput("project_id must be the integer id of a project.", field="project_id")
     clean = {
         "goal": options.clean_goal(goal),

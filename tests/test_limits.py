@@ -123,3 +123,19 @@ def test_it_stores_nul_bytes_from_tools_and_models_as_replacement_characters(mak
     event.refresh_from_db()
     assert event.payload == {"output_tail": "a\ufffdb", "k\ufffd": ["\ufffd"]}
     assert Run.objects.get(pk=run.pk).checkpoint == {"m": "\ufffd"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status"),
+    [
+        ("get", "/api/runs/?project=334264095860659702985872144416636928", None, 400),
+        ("get", "/api/runs/99999999999999999999999/", None, 404),
+        ("get", "/api/runs/1/events/?after=99999999999999999999999", None, 400),
+        ("post", "/api/runs/", {"project_id": 99999999999999999999999, "goal": "g"}, 400),
+        ("get", "/runs/99999999999999999999999/", None, 404),
+    ],
+)
+def test_it_answers_huge_numbers_without_a_server_error(api, method, url, body, status):
+    response = getattr(api, method)(url, body, format="json") if body else getattr(api, method)(url)
+    assert response.status_code == status

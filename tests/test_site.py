@@ -22,7 +22,7 @@ def api_routes() -> list[str]:
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
             elif isinstance(pattern, URLPattern) and route.startswith("api/"):
-                routes.append(re.sub(r"<int:\w+>", "1", route))
+                routes.append(re.sub(r"<(?:int|id):\w+>", "1", route))
 
     walk(get_resolver().url_patterns)
     return routes
