@@ -106,6 +106,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Tests that start real worker processes need a database file they can open too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-agent-runner.sqlite3")}
+elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A frozen or wedged process (SIGSTOP, a hung host) must not hold row locks forever: PostgreSQL ends a
+    # session that sits idle inside a transaction this long. Our transactions last milliseconds.
+    idle_ms = env.int("PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=10_000)
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c idle_in_transaction_session_timeout={idle_ms}"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -188,9 +188,13 @@ def test_it_fences_a_frozen_worker_that_lost_its_lease(start_cluster, make_run):
     wait_until(lambda: 2 in steps_completed(run), what="step 2")
     os.killpg(frozen.process.pid, signal.SIGSTOP)
     try:
-        wait_until(lambda: swept(run), timeout=10, what="the sweep to see the expired lease")
+        # If the freeze caught a process inside a transaction, PostgreSQL ends that session after
+        # PG_IDLE_IN_TRANSACTION_TIMEOUT_MS (10 s) and its locks go with it.
+        wait_until(lambda: swept(run), timeout=40, what="the sweep to see the expired lease")
         start_cluster(RUN_LEASE_SECONDS="1")
-        wait_until(lambda: status(run) == RunStatus.COMPLETED, what="completion on the second cluster")
+        wait_until(
+            lambda: status(run) == RunStatus.COMPLETED, timeout=60, what="completion on the second cluster"
+        )
         finished = Event.objects.filter(run=run).count()
     finally:
         os.killpg(frozen.process.pid, signal.SIGCONT)
