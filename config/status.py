@@ -28,7 +28,7 @@ class ServiceStatus:
 
 
 def _http_probe(name: str, base_url: str, path: str) -> ServiceStatus:
-    now = timezone.now().isoformat()
+    now = timezone.localtime().isoformat(timespec="seconds")
     if not base_url:
         return ServiceStatus(name, NOT_CONFIGURED, f"set {name.upper()}_URL to enable", now)
     url = f"{base_url.rstrip('/')}{path}"
@@ -51,7 +51,7 @@ def _http_probe(name: str, base_url: str, path: str) -> ServiceStatus:
 def _worker_probe() -> ServiceStatus:
     from runs.services import worker_status
 
-    now = timezone.now().isoformat()
+    now = timezone.localtime().isoformat(timespec="seconds")
     try:
         status = worker_status()
     except Exception as exc:  # the bar must render whatever breaks

@@ -45,6 +45,22 @@ def _filters(request: HttpRequest) -> dict[str, Any]:
     return chosen
 
 
+def _overview() -> dict[str, Any]:
+    """Counts per status and each project's last run: on the dashboard, and refreshed with its table."""
+    counts = dict(Run.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    last_run = Run.objects.filter(project=OuterRef("pk")).order_by("-created_at", "-id")
+    projects = Project.objects.annotate(
+        last_run_id=Subquery(last_run.values("pk")[:1]),
+        last_run_status=Subquery(last_run.values("status")[:1]),
+        last_run_name=Subquery(last_run.values("name")[:1]),
+    )
+    return {
+        "counts": [(value, label, counts.get(value, 0)) for value, label in RunStatus.choices],
+        "awaiting_review": Run.objects.filter(review_state=ReviewState.PENDING).count(),
+        "projects": projects,
+    }
+
+
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -62,21 +78,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "statuses": RunStatus.choices,
         "run_types": RunType.choices,
     }
+    context |= _overview()
     if request.htmx and request.htmx.target == "runs-table":
-        return render(request, "runs/dashboard.html#runs-table", context)
-    counts = dict(Run.objects.values_list("status").annotate(n=Count("pk")).order_by())
-    last_run = Run.objects.filter(project=OuterRef("pk")).order_by("-created_at", "-id")
-    projects = Project.objects.annotate(
-        last_run_id=Subquery(last_run.values("pk")[:1]),
-        last_run_status=Subquery(last_run.values("status")[:1]),
-        last_run_name=Subquery(last_run.values("name")[:1]),
-    )
-    context |= {
-        "counts": [(value, label, counts.get(value, 0)) for value, label in RunStatus.choices],
-        "awaiting_review": Run.objects.filter(review_state=ReviewState.PENDING).count(),
-        "projects": projects,
-        "form": RunCreateForm(),
-    }
+        return render(request, "runs/dashboard.html#refresh", context)
+    context["form"] = RunCreateForm()
     return render(request, "runs/dashboard.html", context)
 
 
@@ -127,21 +132,17 @@ def _run_context(run: Run) -> dict[str, Any]:
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
+    context = _run_context(run) | _run_sections(run)
+    if request.htmx and request.htmx.target in ("commands", "steps"):  # a live section's own refresh
+        return render(request, f"runs/detail.html#{request.htmx.target}", context)
     events = list(Event.objects.filter(run_id=run_id).order_by("-seq")[:EVENT_WINDOW])[::-1]
-    context = _run_context(run) | {
+    context |= {
         "events": events,
         "cursor": events[-1].seq if events else 0,
         "oldest": events[0].seq if events else 0,
         "event_types": EventType.choices,
         "directive_form": DirectiveForm(),
     }
-    if run.run_type == RunType.PIPELINE:
-        context["commands"] = _pipeline_commands(run)
-    if run.run_type == RunType.WORKFLOW:
-        children = {child.step_key: child for child in Run.objects.filter(parent=run)}
-        context["steps"] = [
-            {**step, "child": children.get(step["key"])} for step in run.options.get("steps", [])
-        ]
     if run.review_state != ReviewState.NONE or run.branch or run.options.get("dry_run"):
         try:
             context["diff"] = review.run_diff(run)
@@ -149,6 +150,17 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         except DomainError as error:
             context["diff_error"] = error.message
     return render(request, "runs/detail.html", context)
+
+
+def _run_sections(run: Run) -> dict[str, Any]:
+    """A pipeline's commands or a workflow's steps: sections of the run page that refresh themselves."""
+    if run.run_type == RunType.PIPELINE:
+        return {"commands": _pipeline_commands(run)}
+    if run.run_type == RunType.WORKFLOW:
+        children = {child.step_key: child for child in Run.objects.filter(parent=run)}
+        steps = run.options.get("steps", [])
+        return {"steps": [{**step, "child": children.get(step["key"])} for step in steps]}
+    return {}
 
 
 OUTPUT_SHOWN = 64 * 1024

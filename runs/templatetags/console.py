@@ -50,3 +50,36 @@ def duration(start: Any, end: Any = None) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+@register.filter
+def ago(value: Any) -> str:
+    """'just now', '4 minutes ago', '2 hours ago': the largest unit only, the exact time goes in a title."""
+    from django.utils import timezone
+    from django.utils.timesince import timesince
+
+    if not value:
+        return "—"
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value, depth=1)} ago"
+
+
+@register.filter
+def compact_items(value: Any) -> list[tuple[str, str]]:
+    """A dict as (key, short text) pairs for one line of a header; nested values as compact JSON, cut."""
+    if not isinstance(value, dict):
+        return []
+    pairs = []
+    for key, item in value.items():
+        text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        pairs.append((str(key), text if len(text) <= 60 else f"{text[:59]}…"))
+    return pairs
+
+
+@register.simple_tag
+def cached_services() -> list[dict[str, Any]] | None:
+    """The status bar's last probe results for a page render: read from the cache, never probed here."""
+    from config import status
+
+    return status.cached()

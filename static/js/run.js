@@ -5,30 +5,49 @@
   const follow = document.getElementById("follow");
   const filter = document.getElementById("type-filter");
 
-  function applyFilter(root) {
+  function applyFilter() {
     const wanted = filter.value;
-    for (const row of (root || log).querySelectorAll("li.event")) {
+    for (const row of log.querySelectorAll("li.event")) {
       row.hidden = Boolean(wanted) && row.dataset.type !== wanted;
     }
   }
+  // Follow scrolls the log itself, never the page: reading the header while events stream stays possible.
   function keepNewestInView() {
-    if (follow.checked && log.lastElementChild) log.lastElementChild.scrollIntoView({ block: "nearest" });
+    if (!follow.checked) return;
+    log.scrollTop = log.scrollHeight;
   }
-  filter.addEventListener("change", () => applyFilter());
+  // Scrolling back through the log turns Follow off; scrolling to the end turns it on again.
+  log.addEventListener("scroll", () => {
+    follow.checked = log.scrollHeight - log.scrollTop - log.clientHeight < 8;
+  });
+  // Opening the newest event's payload while following keeps it in view.
+  log.addEventListener("toggle", (event) => {
+    if (event.target.open && event.target.closest("li") === log.lastElementChild) keepNewestInView();
+  }, true);
+  filter.addEventListener("change", () => { applyFilter(); keepNewestInView(); });
   follow.addEventListener("change", keepNewestInView);
-  document.body.addEventListener("htmx:afterSettle", () => { applyFilter(); keepNewestInView(); });
+  // A narrower window wraps rows and makes the log taller: the newest event stays in view.
+  window.addEventListener("resize", keepNewestInView);
+  // Loading older events shows them: Follow goes off, and once they are in, the log starts at its top.
+  // (The new #older link settles after the events it brought, whatever polls settle in between.)
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt.closest("#older")) follow.checked = false;
+  });
+  document.body.addEventListener("htmx:afterSettle", (event) => {
+    applyFilter();
+    if (event.target.id === "older") log.scrollTop = 0; else keepNewestInView();
+  });
   keepNewestInView();
 
   function format(seconds) {
     const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = Math.floor(seconds % 60);
-    return (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s";
+    return h ? h + "h " + m + "m" : m ? m + "m " + s + "s" : s + "s";
   }
   setInterval(() => {
-    const header = document.getElementById("run-header");
-    const duration = header && header.querySelector("[data-tick]");
-    if (!duration || !header.dataset.started) return;
-    const end = header.dataset.finished ? Date.parse(header.dataset.finished) : Date.now();
-    duration.textContent = format(Math.max(0, (end - Date.parse(header.dataset.started)) / 1000));
+    const live = document.getElementById("run-live");
+    const duration = live && live.querySelector("[data-tick]");
+    if (!duration || !live.dataset.started || live.dataset.finished) return;
+    duration.textContent = format(Math.max(0, (Date.now() - Date.parse(live.dataset.started)) / 1000));
   }, 1000);
 
   document.addEventListener("submit", (event) => {

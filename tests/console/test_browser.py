@@ -51,20 +51,24 @@ def test_it_creates_a_run_in_the_dialog_and_follows_it_live(page: Page, live_ser
     page.get_by_label("Local path").fill(str(repo))
     page.get_by_role("button", name="Register").click()
     expect(page.locator(".toast")).to_contain_text("Project webapp registered")
+    screenshot(page, "project-light")
     page.get_by_role("link", name="Dashboard").click()
     expect(page.locator("#status-bar")).to_contain_text("Worker up", timeout=10_000)
     screenshot(page, "dashboard-light")
     page.locator("#open-create").click()
     dialog = page.locator("#create-dialog")
     expect(dialog).to_be_visible()
+    page.set_viewport_size({"width": 1280, "height": 1000})  # the whole dialog in the screenshots
+    screenshot(page, "create-dialog")
     dialog.get_by_label("Project").select_option(label="webapp")
     dialog.get_by_label("Goal").fill("Tidy the README")
     dialog.get_by_label("Agent").select_option("simple")
     dialog.get_by_label("Max steps").fill("4")
     dialog.get_by_label("Metadata").fill("{not json")
     dialog.get_by_role("button", name="Create run").click()
-    expect(dialog.locator("#id_metadata-error")).to_contain_text("Not valid JSON")
+    expect(dialog.locator("#id_metadata_error")).to_contain_text("Not valid JSON")
     screenshot(page, "create-dialog-error")
+    page.set_viewport_size({"width": 1280, "height": 720})
     assert not Run.objects.exists()
     dialog.get_by_label("Metadata").fill('{"ticket": "T-7"}')
     dialog.get_by_role("button", name="Create run").click()
@@ -72,20 +76,45 @@ def test_it_creates_a_run_in_the_dialog_and_follows_it_live(page: Page, live_ser
     expect(page.locator(".toast")).to_contain_text("Run created")
     log = page.get_by_role("log")
     expect(log).to_contain_text("RUN_STARTED", timeout=10_000)
-    duration = page.locator("#run-header [data-tick]")
+    duration = page.locator("#run-live [data-tick]")
     first = duration.inner_text()
     page.wait_for_timeout(1200)
     assert duration.inner_text() != first or "COMPLETED" in page.locator("#run-status").inner_text()
     expect(log).to_contain_text("RUN_COMPLETED", timeout=15_000)
+    expect(page.locator("#poller")).to_contain_text("live updates stopped", timeout=5_000)
+    polls_after_the_end: list[str] = []
+    page.on(
+        "request",
+        lambda request: "/events/?after=" in request.url and polls_after_the_end.append(request.url),
+    )
+    expect(page.locator("#run-status")).to_contain_text("COMPLETED")
+    expect(page.get_by_role("textbox", name="Directive")).to_have_count(0)
+    # Follow keeps the log scrolled to its newest event without scrolling the page away from the header;
+    # scrolling back through the log turns it off. (A short window, so that 13 events overflow the log.)
+    page.set_viewport_size({"width": 1280, "height": 520})
+    page.evaluate("""() => {
+        window.scrollTo(0, 0);
+        const follow = document.getElementById("follow");
+        follow.checked = true;
+        follow.dispatchEvent(new Event("change"));
+    }""")
+    assert log.evaluate("el => el.scrollHeight > el.clientHeight")
+    assert log.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 8
+    assert page.evaluate("window.scrollY") == 0
+    log.evaluate("el => { el.scrollTop = 0; }")
+    expect(page.locator("#follow")).not_to_be_checked()
+    page.locator("#follow").check()
+    assert log.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 8
+    page.set_viewport_size({"width": 1280, "height": 720})
     newest = log.locator("li.event").last
-    expect(newest).to_be_in_viewport()
     newest.locator("summary").click()
     expect(newest.locator("pre")).to_be_visible()
-    expect(page.locator("#poller")).to_contain_text("live updates stopped", timeout=5_000)
-    expect(page.locator("#run-status")).to_contain_text("COMPLETED")
+    expect(page.get_by_text("ticket=T-7")).to_be_visible()
     run = Run.objects.get()
     assert run.run_metadata == {"ticket": "T-7"} and run.status == "COMPLETED"
     screenshot(page, "run-completed-light")
+    page.wait_for_timeout(1600)  # longer than one polling interval
+    assert not polls_after_the_end, "polling stopped when the run ended"
 
 
 def test_it_pauses_resumes_directs_and_stops_from_the_page(page: Page, live_server, alice, make_run, start_cluster,
@@ -110,11 +139,44 @@ def test_it_pauses_resumes_directs_and_stops_from_the_page(page: Page, live_serv
     screenshot(page, "run-live-dark")
     page.emulate_media(color_scheme="light")
     screenshot(page, "run-live-light")
+    page.set_viewport_size({"width": 375, "height": 800})
+    screenshot(page, "run-live-375px")
+    page.set_viewport_size({"width": 1280, "height": 720})
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("#run-status")).to_contain_text("STOPPED")
     expect(page.get_by_role("button", name="Resume")).to_have_count(0)
     assert Run.objects.get(pk=run.pk).status == "STOPPED"
+
+
+def test_it_works_without_javascript(browser, live_server, alice, project, make_run):
+    from runs import lifecycle
+
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/runs/new/")
+    page.get_by_label("Project").select_option(label="demo")
+    page.get_by_label("Goal").fill("Without scripts")
+    page.get_by_label("Agent").select_option("simple")
+    page.get_by_label("Metadata").fill("[1, 2]")
+    page.get_by_role("button", name="Create run").click()
+    expect(page.locator("#id_metadata_error")).to_contain_text("must be a JSON object")
+    page.get_by_label("Metadata").fill("")
+    page.get_by_role("button", name="Create run").click()
+    expect(page.locator(".toast")).to_contain_text("Run created")
+    run = Run.objects.get(goal="Without scripts")
+    expect(page).to_have_url(f"{live_server.url}/runs/{run.pk}/")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#run-status")).to_contain_text("PAUSED")
+    lifecycle.apply_action(run.pk, lifecycle.Action.RESUME, actor="bob")
+    page.get_by_role("button", name="Resume").click()  # a stale page: the run is running again
+    expect(page.get_by_role("alert")).to_contain_text("Cannot resume")
+    expect(page.locator("#run-status")).to_contain_text("QUEUED")
+    page.get_by_role("button", name="Stop").click()  # no confirmation without scripts: a plain POST
+    expect(page.locator("#run-status")).to_contain_text("STOPPED")
+    assert Run.objects.get(pk=run.pk).status == "STOPPED"
+    context.close()
 
 
 def test_it_keeps_a_run_when_the_stop_is_cancelled(page: Page, live_server, alice, make_run):
@@ -141,6 +203,34 @@ def test_it_shows_new_events_without_reloading(page: Page, live_server, alice, m
     page.locator("#type-filter").select_option("RUN_CREATED")
     expect(page.locator("li.event[data-type=AGENT_THINKING]")).to_be_hidden()
     expect(page.locator("li.event[data-type=RUN_CREATED]")).to_be_visible()
+
+
+def test_it_loads_older_events_and_shows_them_from_the_top(page: Page, live_server, alice, make_run):
+    from events.models import EventType
+    from events.recorder import record_event
+
+    run = make_run()  # stays QUEUED (no worker): the page keeps polling while older events load
+    for n in range(250):
+        record_event(run.pk, EventType.AGENT_THINKING, {"message": f"thought {n}"})
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    log = page.get_by_role("log")
+    expect(log.locator("li.event")).to_have_count(200)
+    expect(page.locator("#follow")).to_be_checked()
+    assert log.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 8, (
+        "Follow starts at the end"
+    )
+    page.get_by_role("link", name="Load older events").click()
+    expect(log.locator("li.event")).to_have_count(251)
+    expect(page.locator("#follow")).not_to_be_checked()
+    page.wait_for_function("() => document.getElementById('event-log').scrollTop === 0")
+    expect(log.locator("li.event").first).to_contain_text("RUN_CREATED")
+    expect(page.get_by_role("link", name="Load older events")).to_have_count(0)
+    record_event(run.pk, EventType.AGENT_THINKING, {"message": "arrived while reading"})
+    expect(log).to_contain_text("arrived while reading", timeout=5_000)
+    assert log.evaluate("el => el.scrollTop") == 0, (
+        "with Follow off, new events leave the reader where they are"
+    )
 
 
 def test_it_recovers_after_a_failed_poll(page: Page, live_server, alice, make_run):
@@ -174,6 +264,8 @@ def test_it_refreshes_the_dashboard_while_runs_are_active(
     expect(page.locator("#runs-table")).to_contain_text("QUEUED")
     Run.objects.filter(pk=run.pk).update(status="COMPLETED")
     expect(page.locator("#runs-table")).to_contain_text("COMPLETED", timeout=8_000)
+    expect(page.locator("#counts")).to_contain_text("1 Completed")
+    expect(page.locator("#project-list")).to_contain_text("COMPLETED")
     expect(page.locator("#runs-table")).not_to_have_attribute("hx-trigger", re.compile("every"))
     page.emulate_media(color_scheme="dark")
     screenshot(page, "dashboard-dark")

@@ -67,6 +67,9 @@ def test_it_refreshes_the_table_only_while_runs_are_active(logged_in, make_run):
     Run.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
     quiet = logged_in.get("/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="runs-table")
     assert "hx-trigger" not in text(quiet)
+    counts = text(quiet)[text(quiet).index('id="counts"') :]
+    assert 'hx-swap-oob="true"' in counts and "1 Completed" in words(quiet), "counts refresh with the table"
+    assert 'id="project-list" hx-swap-oob="true"' in text(quiet)
 
 
 @pytest.mark.django_db
@@ -96,7 +99,7 @@ def test_it_shows_errors_beside_the_fields(logged_in, project):
     assert response.status_code == 400
     page = text(response)
     assert "This field is required." in page and "Not valid JSON" in page
-    assert 'id="id_metadata-error"' in page and not Run.objects.exists()
+    assert 'id="id_metadata_error"' in page and not Run.objects.exists()
     dialog = logged_in.post(
         "/runs/new/", {"project": project.pk, "goal": "g", "metadata": "[1]"}, HTTP_HX_REQUEST="true"
     )
@@ -170,7 +173,50 @@ def test_it_polls_events_with_a_constant_number_of_queries(logged_in, make_run):
     assert len(many) == len(few)
     event_queries = [q["sql"] for q in many.captured_queries if "events_event" in q["sql"]]
     assert len(event_queries) == 1 and '"seq" >' in event_queries[0].replace("`", '"')
+    if connection.vendor == "sqlite":  # the poll reads the (run, seq) index, never the whole table
+        with connection.cursor() as cursor:
+            plan = " ".join(str(row) for row in cursor.execute(f"EXPLAIN QUERY PLAN {event_queries[0]}"))
+        assert "SEARCH events_event USING INDEX" in plan and "(run_id=? AND seq>?)" in plan, plan
+        assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
     assert "<html" not in text(first) and "thought 49" in text(later) and "after=51" in text(later)
+
+
+@pytest.mark.django_db
+def test_it_removes_the_directive_box_when_the_run_ends(logged_in, make_run):
+    run = make_run(options={"max_steps": 1})
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    assert 'id="directive"' in page and f'action="/runs/{run.pk}/directive/"' in page
+    live = text(logged_in.get(f"/runs/{run.pk}/events/?after=1", HTTP_HX_REQUEST="true"))
+    assert 'hx-swap-oob="delete"' not in live
+    execute_run(run.pk)
+    ended = text(logged_in.get(f"/runs/{run.pk}/events/?after=1", HTTP_HX_REQUEST="true"))
+    assert '<div id="directive" hx-swap-oob="delete">' in ended and "COMPLETED" in ended
+    assert 'id="run-live" hx-swap-oob="true"' in ended and f'action="/runs/{run.pk}/stop/"' not in ended
+
+
+@pytest.mark.django_db
+def test_it_refreshes_a_pipelines_commands_as_a_fragment(logged_in, project):
+    from runs.services import create_run
+
+    project.allowed_commands = ["git status"]
+    project.save()
+    run = create_run(
+        project_id=project.pk, goal="check", run_type="pipeline", run_options={"commands": ["git status"]}
+    )
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    assert 'id="commands"' in page and 'hx-trigger="every 2s"' in page
+    with CaptureQueriesContext(connection) as queries:
+        fragment = text(logged_in.get(f"/runs/{run.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="commands"))
+    assert fragment.lstrip().startswith('<section class="card" id="commands"') and "<html" not in fragment
+    assert "git status" in fragment and 'id="event-log"' not in fragment
+    assert len(queries) <= 5, "session, user, run and the command events only"
+
+
+@pytest.mark.django_db
+def test_it_shows_options_and_metadata_in_the_header(logged_in, make_run):
+    run = make_run(options={"max_steps": 3}, metadata={"ticket": "T-12"})
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    assert "max_steps=3" in page and "ticket=T-12" in page
 
 
 @pytest.mark.django_db
@@ -277,9 +323,13 @@ def test_it_caches_probes_so_pages_never_wait(logged_in, settings, httpserver):
     logged_in.get("/status/bar/")
     logged_in.get("/status/bar/")
     assert len(httpserver.log) == 1, "the second render used the cached probe"
-    with CaptureQueriesContext(connection):
-        page = logged_in.get("/")
-    assert 'hx-get="/status/bar/"' in text(page) and len(httpserver.log) == 1, "pages never probe"
+    page = text(logged_in.get("/"))
+    assert 'hx-get="/status/bar/"' in page and len(httpserver.log) == 1, "pages never probe"
+    assert "Ollama</strong> up" in page and 'hx-trigger="every 15s"' in page, "pages render the cached probe"
+    cache.clear()
+    empty = text(logged_in.get("/"))
+    assert "Checking services" in empty and 'hx-trigger="load, every 15s"' in empty
+    assert len(httpserver.log) == 1
 
 
 @pytest.mark.django_db
@@ -287,10 +337,10 @@ def test_it_paginates_the_runs_table_keeping_filters(logged_in, make_run):
     for _ in range(27):
         make_run(goal="paged run")
     first = text(logged_in.get("/?q=paged"))
-    assert first.count('<tr>\n          <td><a href="/runs/') == 25 and "Page 1 of 2" in first
+    assert first.count('<td data-label="Name">') == 25 and "Page 1 of 2" in first
     assert "q=paged&amp;page=2" in first or "q=paged&page=2" in first
     second = text(logged_in.get("/?q=paged&page=2"))
-    assert second.count('<tr>\n          <td><a href="/runs/') == 2
+    assert second.count('<td data-label="Name">') == 2
 
 
 @pytest.mark.django_db
