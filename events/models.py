@@ -38,7 +38,8 @@ class Event(models.Model):
     Written only by `events.recorder.record_event`; never updated or deleted by the application.
     """
 
-    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="events")
+    # No index of its own: the unique (run, seq) index serves every lookup by run, one index less per event.
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40, choices=EventType.choices)
     payload = models.JSONField(default=dict, blank=True)
@@ -47,6 +48,13 @@ class Event(models.Model):
     class Meta:
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="event_seq_unique_per_run")]
+        indexes = [
+            # The worker looks for new directives at every step: this finds them without reading the
+            # events between (a long run has many), and costs nothing when other events are written.
+            models.Index(
+                fields=["run", "seq"], condition=models.Q(type="DIRECTIVE_RECEIVED"), name="event_directives"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.type}"

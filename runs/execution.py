@@ -19,7 +19,7 @@ from django.conf import settings
 from config.errors import LeaseLost, RunInterrupted
 from events.models import Event, EventType
 from events.recorder import record_event
-from runs import lifecycle
+from runs import lifecycle, selectors
 from runs.agents import get_agent
 from runs.models import Run, RunStatus
 from runs.workflow import WorkflowWaiting
@@ -49,11 +49,11 @@ class RunContext:
     def check(self) -> None:
         """Raise RunInterrupted on pause or stop, LeaseLost when the run is no longer ours."""
         self._checked_at = time.monotonic()
-        row = Run.objects.filter(pk=self.run_id).values("status", "lease_owner").first()
-        if row is None or row["lease_owner"] != self.owner:
+        row = Run.objects.filter(pk=self.run_id).order_by().values_list("status", "lease_owner").first()
+        if row is None or row[1] != self.owner:
             raise LeaseLost(f"run {self.run_id}: lease of {self.owner} is gone")
-        if row["status"] != RunStatus.RUNNING:
-            raise RunInterrupted(row["status"])
+        if row[0] != RunStatus.RUNNING:
+            raise RunInterrupted(row[0])
         if self._checked_at - self._renewed_at > settings.RUN_LEASE_SECONDS / 3:
             if not lifecycle.renew_lease(self.run_id, self.owner):
                 raise LeaseLost(f"run {self.run_id}: lease of {self.owner} could not be renewed")
@@ -81,15 +81,13 @@ class RunContext:
     def apply_directives(self) -> list[str]:
         """Apply each directive received since the last one applied, once each, in order."""
         applied: list[str] = []
-        pending = Event.objects.filter(
-            run_id=self.run_id, type=EventType.DIRECTIVE_RECEIVED, seq__gt=self.run.directive_cursor
-        ).order_by("seq")
-        for directive in pending:
-            text = directive.payload.get("text", "")
+        pending = selectors.directives_after(self.run_id, self.run.directive_cursor)
+        for seq, payload in pending:
+            text = payload.get("text", "")
             self.record(
                 EventType.DIRECTIVE_APPLIED,
-                {"directive_seq": directive.seq, "text": text, "step": self.run.current_iteration + 1},
-                directive_cursor=directive.seq,
+                {"directive_seq": seq, "text": text, "step": self.run.current_iteration + 1},
+                directive_cursor=seq,
             )
             applied.append(text)
         return applied

@@ -25,12 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import InvalidTransition, NotFound
 from events.models import Event, EventType
 from events.recorder import record_event
+from runs import selectors
 from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, ReviewState, Run, RunStatus
 
 
@@ -110,34 +110,36 @@ def _apply_to_children(run_id: int, action: Action, actor: str | None) -> None:
 
 
 def claim(run_id: int, owner: str) -> Run | None:
-    """Take the run for one worker. None when it is not runnable or another worker holds it."""
+    """Take the run for one worker. None when it is not runnable or another worker holds it.
+
+    The row is read first, outside the transaction (the worker needs it anyway), and changed only if
+    nobody claimed it since: the condition compares `attempt`, which every claim increments."""
+    run = selectors.run_for_worker(run_id)
+    if run is None or run.status not in RUNNABLE_STATUSES or run.lease_owner is not None:
+        return None
     now = timezone.now()
-    with transaction.atomic():
-        row = (
-            Run.objects.filter(pk=run_id)
-            .values("status", "attempt", "current_iteration", "lease_owner")
-            .first()
-        )
-        if row is None or row["status"] not in RUNNABLE_STATUSES or row["lease_owner"] is not None:
-            return None
-        event = record_event(
-            run_id,
-            EventType.RUN_STARTED,
-            {"worker": owner, "attempt": row["attempt"] + 1, "from_step": row["current_iteration"] + 1},
-            condition=Q(status__in=RUNNABLE_STATUSES, lease_owner__isnull=True),
-            changes={
-                "status": RunStatus.RUNNING,
-                "lease_owner": owner,
-                "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
-                "attempt": F("attempt") + 1,
-                "started_at": Coalesce(F("started_at"), now),
-            },
-        )
-        if event is None:
-            return None
-        if row["attempt"] == 0:
-            _tell_integrations(run_id, EventType.RUN_STARTED)
-        return Run.objects.select_related("project").get(pk=run_id)
+    changes = {
+        "status": RunStatus.RUNNING,
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+        "attempt": run.attempt + 1,
+        "started_at": run.started_at or now,
+    }
+    event = record_event(
+        run_id,
+        EventType.RUN_STARTED,
+        {"worker": owner, "attempt": run.attempt + 1, "from_step": run.current_iteration + 1},
+        condition=Q(status__in=RUNNABLE_STATUSES, lease_owner__isnull=True, attempt=run.attempt),
+        changes=changes,
+    )
+    if event is None:
+        return None
+    for field, value in changes.items():
+        setattr(run, field, value)
+    run.event_seq = event.seq
+    if run.attempt == 1:
+        _tell_integrations(run_id, EventType.RUN_STARTED)
+    return run
 
 
 def renew_lease(run_id: int, owner: str) -> bool:
@@ -183,10 +185,9 @@ def complete(
         if event is not None and changed_files:
             pending = {"review_state": ReviewState.PENDING}
             record_event(run_id, EventType.REVIEW_REQUESTED, {"files_changed": True}, changes=pending)
-        if event is not None:
-            note = "Changes await review." if changed_files else ""
-            _tell_integrations(run_id, EventType.RUN_COMPLETED, note)
-        return event
+    if event is not None:
+        _tell_integrations(run_id, EventType.RUN_COMPLETED, "Changes await review." if changed_files else "")
+    return event
 
 
 def fail(
@@ -295,7 +296,7 @@ def _tell_integrations(run_id: int, event_type: EventType, detail: str = "") -> 
 
     taiga.report_on_commit(run_id, event_type, detail)
     if event_type in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_STOPPED):
-        parent_id = Run.objects.filter(pk=run_id).values_list("parent_id", flat=True).first()
+        parent_id = selectors.parent_id_of(run_id)
         if parent_id:
             _enqueue_on_commit(parent_id)  # its workflow goes on (or fails) now
 

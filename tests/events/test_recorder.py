@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q
 
 from events.models import Event, EventType
 from events.recorder import record_event
@@ -61,3 +61,65 @@ def test_it_never_skips_or_repeats_a_seq_under_concurrent_writers(make_run):
         thread.join()
     assert errors == []
     assert list(Event.objects.filter(run=run).values_list("seq", flat=True)) == list(range(1, 102))
+
+
+@pytest.mark.django_db
+def test_it_applies_conditions_of_plain_lookups(make_run):
+    run = make_run()
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w1", attempt=2)
+    holds = [
+        Q(status__in=[RunStatus.RUNNING, RunStatus.PAUSED], lease_owner="w1"),
+        Q(lease_owner__isnull=False, attempt__gt=1, attempt__lte=2) & Q(current_iteration__lt=1),
+        Q(status=RunStatus.RUNNING) & (Q(attempt__gte=2) & Q(error="")),
+    ]
+    misses = [
+        Q(status__in=[]),
+        Q(lease_owner__isnull=True),
+        Q(lease_owner="w2"),
+        Q(attempt__lt=2),
+        Q(status=RunStatus.RUNNING, attempt=3),
+    ]
+    for condition in holds:
+        assert record_event(run.pk, EventType.AGENT_THINKING, condition=condition) is not None, condition
+    for condition in misses:
+        assert record_event(run.pk, EventType.AGENT_THINKING, condition=condition) is None, condition
+    assert Run.objects.get(pk=run.pk).event_seq == 1 + len(holds)
+
+
+@pytest.mark.django_db
+def test_it_increments_counters_and_stores_values_of_every_kind(make_run, alice):
+    run = make_run()
+    record_event(
+        run.pk,
+        EventType.LLM_CALL,
+        {"text": "a\x00b"},
+        changes={
+            "prompt_tokens": F("prompt_tokens") + 120,
+            "checkpoint": {"plan": ["x\x00"], "n": 1},
+            "reviewed_by": alice,
+            "finished_at": None,
+            "error": "",
+        },
+    )
+    event = record_event(run.pk, EventType.LLM_CALL, changes={"prompt_tokens": F("prompt_tokens") + 5})
+    run.refresh_from_db()
+    assert (run.prompt_tokens, run.checkpoint, run.reviewed_by_id) == (125, {"plan": ["x\ufffd"], "n": 1}, alice.pk)
+    stored = Event.objects.get(pk=event.pk)
+    assert (stored.seq, stored.type, stored.created_at) == (event.seq, "LLM_CALL", event.created_at)
+    assert Event.objects.get(run=run, seq=2).payload == {"text": "a\ufffdb"}
+
+
+@pytest.mark.django_db
+def test_it_refuses_what_it_cannot_write_in_one_statement(make_run):
+    run = make_run()
+    with pytest.raises(ValueError, match="ANDed lookups"):
+        record_event(run.pk, EventType.AGENT_THINKING, condition=Q(status="RUNNING") | Q(attempt=1))
+    with pytest.raises(ValueError, match="ANDed lookups"):
+        record_event(run.pk, EventType.AGENT_THINKING, condition=~Q(status="RUNNING"))
+    with pytest.raises(ValueError, match="lookup 'goal__icontains'"):
+        record_event(run.pk, EventType.AGENT_THINKING, condition=Q(goal__icontains="x"))
+    with pytest.raises(ValueError, match="isnull"):
+        record_event(run.pk, EventType.AGENT_THINKING, condition=Q(lease_owner=None))
+    with pytest.raises(ValueError, match=r"F\(field\) \+ n"):
+        record_event(run.pk, EventType.AGENT_THINKING, changes={"attempt": F("attempt") * 2})
+    assert Run.objects.get(pk=run.pk).event_seq == 1

@@ -169,3 +169,26 @@ def test_it_continues_from_the_checkpoint_after_a_lost_worker(make_run, django_c
     assert steps == [1, 2, 3]
     assert run.events.filter(type=T.WORKER_LOST).count() == 1
     assert run.events.filter(type=T.PLAN_GENERATED).count() == 1
+
+
+@pytest.mark.django_db
+def test_it_finds_new_directives_without_reading_the_events_between(make_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from events.recorder import record_event
+    from runs import selectors
+
+    run = make_run()
+    for n in range(300):
+        record_event(run.pk, T.COMMAND_OUTPUT, {"text": f"line {n}"})
+    services.send_directive(run.pk, text="use tabs")
+    record_event(run.pk, T.COMMAND_OUTPUT, {"text": "after"})
+    with CaptureQueriesContext(connection) as queries:
+        assert [payload["text"] for _, payload in selectors.directives_after(run.pk, 0)] == ["use tabs"]
+    assert selectors.directives_after(run.pk, 302) == []
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            sql = queries.captured_queries[0]["sql"]
+            plan = " ".join(str(row) for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "USING INDEX event_directives" in plan, plan

@@ -147,3 +147,16 @@ def test_it_recovers_a_lost_worker_then_gives_up(make_run, settings, django_capt
     assert final.status == S.FAILED and "Worker lost 2 times" in final.error
     types = list(final.events.values_list("type", flat=True))
     assert types.count(EventType.WORKER_LOST) == 2 and types[-1] == EventType.RUN_FAILED
+
+
+@pytest.mark.django_db
+def test_it_does_not_claim_from_a_read_that_another_claim_made_stale(make_run, monkeypatch):
+    run = make_run()
+    stale = Run.objects.get(pk=run.pk)  # what a slow worker read before another one claimed and let go
+    assert lifecycle.claim(run.pk, "worker-a") is not None
+    assert lifecycle.release_lease(run.pk, "worker-a")
+    monkeypatch.setattr(lifecycle.selectors, "run_for_worker", lambda run_id: stale)
+    assert lifecycle.claim(run.pk, "worker-b") is None
+    fresh = Run.objects.get(pk=run.pk)
+    assert (fresh.attempt, fresh.lease_owner) == (1, None)
+    assert Event.objects.filter(run=run, type=EventType.RUN_STARTED).count() == 1
