@@ -124,13 +124,22 @@ def reset_to(path: str | Path, commit: str) -> None:
 
 
 def commit_all(path: str | Path, message: str) -> tuple[str, list[str]] | None:
-    """Commit everything in the worktree; None when nothing changed."""
+    """Commit everything in the worktree: (the commit, the files it changed), or None when nothing changed.
+
+    Every step commits, so this is three git processes, not four: the commit is tried, and only when it
+    fails does the index tell whether there was nothing to commit; the new commit and its files come from
+    one `git log`, which lists what `git diff --cached --name-only` listed before the commit."""
     git("add", "-A", cwd=path)
-    changed = [line for line in git("diff", "--cached", "--name-only", cwd=path).splitlines() if line]
-    if not changed:
-        return None
-    git("commit", "-q", "--no-verify", "-m", message[:2000] or "Agent Runner step", cwd=path)
-    return head(path), changed
+    try:
+        git("commit", "-q", "--no-verify", "-m", message[:2000] or "Agent Runner step", cwd=path)
+    except GitError:
+        if not git("diff", "--cached", "--name-only", cwd=path).strip():
+            return None
+        raise
+    sha, *changed = [
+        line for line in git("log", "-1", "--format=%H", "--name-only", cwd=path).splitlines() if line
+    ]
+    return sha, changed
 
 
 def commits_since(path: str | Path, base: str) -> list[dict[str, str]]:

@@ -253,6 +253,36 @@ def test_it_pauses_and_resumes_mid_plan_without_duplicate_commits(scripted_llm, 
 
 
 @pytest.mark.django_db
+def test_it_commits_each_step_with_the_files_it_changed_and_none_for_a_step_that_changed_nothing(
+    scripted_llm, make_run
+):
+    scripted_llm.queue(
+        {"action": "plan", "steps": ["Replace the README by a guide", "Check", "Add notes"]},
+        {"action": "delete_file", "path": "README.md"},
+        {"action": "write_file", "path": "docs/guide.md", "content": "How to use the greeting module.\n"},
+        {"action": "step_done", "summary": "guide written"},
+        {"action": "step_done", "summary": "nothing to change"},
+        {"action": "write_file", "path": "notes one.txt", "content": "a\n"},
+        {"action": "write_file", "path": "notes two.txt", "content": "b\n"},
+        {"action": "step_done", "summary": "notes"},
+        {"action": "finish", "success": True, "summary": "done"},
+    )
+    run = make_run(options=LLM)
+    assert execute_run(run.pk) == "completed"
+    run.refresh_from_db()
+    steps = [s.payload for s in run.events.filter(type=T.STEP_COMPLETED).order_by("seq")]
+    assert [s["files"] for s in steps] == [
+        ["README.md", "docs/guide.md"],
+        [],
+        ["notes one.txt", "notes two.txt"],
+    ]
+    assert steps[1]["commit"] is None
+    log = git(run.project.local_path, "log", "--format=%H", f"{run.base_commit}..{run.branch}").split()
+    assert [s["commit"] for s in steps if s["commit"]] == log[::-1]
+    assert run.checkpoint["last_commit"] == log[0]
+
+
+@pytest.mark.django_db
 def test_it_revises_the_plan_after_a_directive(scripted_llm, make_run):
     run = make_run(options=LLM)
     services.send_directive(run.pk, text="Also add a LICENSE file", actor="alice")
