@@ -51,6 +51,17 @@ def report(result: dict[str, Any]) -> None:
         Path(target).write_text(json.dumps(result))
 
 
+def make_repository(path: Path) -> None:
+    """Make `path` a git repository with one commit, as the project of a writing agent or pipeline must be."""
+    identity = ["-c", "user.name=Bench", "-c", "user.email=bench@localhost"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, timeout=30)
+    (path / "README.md").write_text("# bench\n")
+    subprocess.run(["git", "-C", str(path), *identity, "add", "."], check=True, timeout=30)
+    subprocess.run(
+        ["git", "-C", str(path), *identity, "commit", "-q", "-m", "initial"], check=True, timeout=30
+    )
+
+
 def django_setup(install: Installation) -> None:
     """Use the installation's database from this process too (for fixtures and direct queries)."""
     for key in ("DATABASE_URL", "AGENT_RUNNER_VAR_DIR", "PROJECT_ROOTS"):
