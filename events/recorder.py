@@ -13,9 +13,11 @@ the same statements through the ORM's query compiler cost three times what the d
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Model, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
@@ -26,6 +28,7 @@ from runs.models import Run
 _OPERATORS = {"exact": "= %s", "lt": "< %s", "lte": "<= %s", "gt": "> %s", "gte": ">= %s"}
 _RUN = Run._meta
 _EVENT = Event._meta
+_EVENT_FIELDS = [_EVENT.get_field(name) for name in ("run", "seq", "type", "payload", "created_at")]
 
 
 def without_nul(value: Any) -> Any:
@@ -39,26 +42,31 @@ def without_nul(value: Any) -> Any:
     return value
 
 
+@functools.cache
 def _column(name: str) -> tuple[str, Any]:
     field = _RUN.pk if name == "pk" else _RUN.get_field(name)
-    return connection.ops.quote_name(field.column), field
+    return f'"{field.column}"', field  # quoted as both SQLite and PostgreSQL quote identifiers
 
 
-def _db_value(field: Any, value: Any) -> Any:
-    if isinstance(value, Model):
-        value = value.pk
-    if isinstance(value, dict | list | str):
-        value = without_nul(value)
-    return field.get_db_prep_save(value, connection)
+# The statements' fixed parts. Column names in the variable parts come from the models' fields; values
+# are always parameters.
+_UPDATE = (
+    'UPDATE "runs_run" SET "event_seq" = "event_seq" + 1{assignments} '
+    'WHERE "id" = %s{where} RETURNING "event_seq"'
+)
+_INSERT = (
+    'INSERT INTO "events_event" ("run_id", "seq", "type", "payload", "created_at") '
+    'VALUES (%s, %s, %s, %s, %s) RETURNING "id"'
+)
 
 
-def _where(condition: Q, sql: list[str], params: list[Any]) -> None:
+def _where(condition: Q, db: BaseDatabaseWrapper, sql: list[str], params: list[Any]) -> None:
     """`condition` as SQL: ANDed lookups exact, in, isnull, lt, lte, gt, gte on the run's own fields."""
     if condition.connector != Q.AND or condition.negated:
         raise ValueError(f"record_event conditions are ANDed lookups, not {condition!r}")
     for child in condition.children:
         if isinstance(child, Q):
-            _where(child, sql, params)
+            _where(child, db, sql, params)
             continue
         lookup, value = child
         name, _, operator = lookup.partition("__")
@@ -71,17 +79,17 @@ def _where(condition: Q, sql: list[str], params: list[Any]) -> None:
                 sql.append("1 = 0")
                 continue
             sql.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
-            params.extend(field.get_db_prep_value(item, connection) for item in values)
+            params.extend(field.get_db_prep_value(item, db) for item in values)
         elif (operator or "exact") in _OPERATORS:
             if value is None:
                 raise ValueError(f"use {name}__isnull=True, not {lookup}=None")
             sql.append(f"{column} {_OPERATORS[operator or 'exact']}")
-            params.append(field.get_db_prep_value(value, connection))
+            params.append(field.get_db_prep_value(value, db))
         else:
             raise ValueError(f"record_event conditions cannot use the lookup {lookup!r}")
 
 
-def _assignments(changes: dict[str, Any], sql: list[str], params: list[Any]) -> None:
+def _assignments(changes: dict[str, Any], db: BaseDatabaseWrapper, sql: list[str], params: list[Any]) -> None:
     for name, value in changes.items():
         column, field = _column(name)
         if isinstance(value, CombinedExpression):  # F("tokens") + 120
@@ -93,8 +101,12 @@ def _assignments(changes: dict[str, Any], sql: list[str], params: list[Any]) -> 
         elif hasattr(value, "resolve_expression"):
             raise ValueError(f"record_event changes take values or F(field) + n, not {value!r}")
         else:
+            if isinstance(value, Model):
+                value = value.pk
+            elif isinstance(value, dict | list | str):
+                value = without_nul(value)
             sql.append(f"{column} = %s")
-            params.append(_db_value(field, value))
+            params.append(field.get_db_prep_save(value, db))
 
 
 def record_event(
@@ -109,36 +121,30 @@ def record_event(
 
     Returns None, writing nothing, when the run does not exist or does not match `condition`.
     """
-    seq_column = connection.ops.quote_name(_RUN.get_field("event_seq").column)
-    assignments, params = [f"{seq_column} = {seq_column} + 1"], []
-    _assignments(changes or {}, assignments, params)
-    where: list[str] = [f"{connection.ops.quote_name(_RUN.pk.column)} = %s"]
+    db = connections[DEFAULT_DB_ALIAS]
+    assignments: list[str] = []
+    where: list[str] = []
+    params: list[Any] = []
+    _assignments(changes or {}, db, assignments, params)
     params.append(run_id)
     if condition is not None:
-        _where(condition, where, params)
+        _where(condition, db, where, params)
     payload = without_nul(payload or {})
     event = Event(run_id=run_id, type=event_type, payload=payload, created_at=timezone.now())
     # Everything is prepared before the transaction: on SQLite it holds the one write lock.
-    fields = [_EVENT.get_field(name) for name in ("run", "seq", "type", "payload", "created_at")]
-    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
-    # Identifiers come from the models, values are parameters.
-    update = (
-        f"UPDATE {connection.ops.quote_name(_RUN.db_table)} SET {', '.join(assignments)} "  # noqa: S608
-        f"WHERE {' AND '.join(where)} RETURNING {seq_column}"
+    values = [field.get_db_prep_save(getattr(event, field.attname), db) for field in _EVENT_FIELDS]
+    update = _UPDATE.format(
+        assignments="".join(f", {item}" for item in assignments),
+        where="".join(f" AND {item}" for item in where),
     )
-    insert = (
-        f"INSERT INTO {connection.ops.quote_name(_EVENT.db_table)} "  # noqa: S608
-        f"({', '.join(connection.ops.quote_name(field.column) for field in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {connection.ops.quote_name(_EVENT.pk.column)}"
-    )
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.atomic(using=db.alias, savepoint=False), db.cursor() as cursor:
         cursor.execute(update, params)
         row = cursor.fetchone()
         if row is None:
             return None
         event.seq = values[1] = row[0]
-        cursor.execute(insert, values)
+        cursor.execute(_INSERT, values)
         event.pk = cursor.fetchone()[0]
     event._state.adding = False
-    event._state.db = connection.alias
+    event._state.db = db.alias
     return event
