@@ -96,13 +96,14 @@ class Installation:
             self.manage("migrate", "--noinput", "-v", "0")
         self.project_dir = root / "project"
         self.project_dir.mkdir()
+        self.username, self.password = "bench", "bench-pass-1"  # the superuser, for console logins
         self.token = self.manage(
             "shell",
             "-v",
             "0",
             "-c",
             "from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token; "
-            "u = User.objects.create_superuser('bench', password='bench-pass-1'); "
+            f"u = User.objects.create_superuser({self.username!r}, password={self.password!r}); "
             "print(Token.objects.create(user=u).key)",
         ).split()[-1]
         self.url = ""
@@ -119,19 +120,27 @@ class Installation:
             raise RuntimeError(f"manage.py {args[0]} failed: {done.stderr[-2000:]}")
         return done.stdout
 
-    def spawn(self, *command: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            command, cwd=BASE_DIR, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+    def spawn(self, *command: str, log: Path | None = None) -> subprocess.Popen:
+        """Start a process in its own session; its stdout and stderr go to `log` (appended) or nowhere."""
+        output = log.open("ab") if log is not None else subprocess.DEVNULL
+        try:
+            process = subprocess.Popen(
+                command, cwd=BASE_DIR, env=self.env, stdout=output, stderr=output, start_new_session=True,
+            )  # fmt: skip
+        finally:
+            if log is not None:
+                output.close()  # the child holds its own copy
         self.processes.append(process)
         return process
 
-    def start_web(self, workers: int = 2, threads: int = 4) -> str:
+    def start_web(self, workers: int = 2, threads: int = 4, log: Path | None = None) -> str:
+        """gunicorn (gthread) on a free port; with `log`, its error log and, as `make run` has, its access
+        log go to that file."""
         port = free_port()
+        access_log = ["--access-logfile", "-"] if log is not None else []
         self.spawn(
             str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--threads", str(threads), "--worker-class", "gthread",
+            "--threads", str(threads), "--worker-class", "gthread", *access_log, log=log,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -147,8 +156,8 @@ class Installation:
     def engine(self) -> str:
         return "postgresql" if self.env["DATABASE_URL"].startswith("postgres") else "sqlite"
 
-    def start_workers(self) -> subprocess.Popen:
-        self.workers = self.spawn(PYTHON, str(BASE_DIR / "manage.py"), "qcluster")
+    def start_workers(self, log: Path | None = None) -> subprocess.Popen:
+        self.workers = self.spawn(PYTHON, str(BASE_DIR / "manage.py"), "qcluster", log=log)
         return self.workers
 
     def stop_workers(self) -> None:
