@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-BENCHMARKS = ["pickup", "throughput", "control", "events_api", "runs_list", "memory"]
+BENCHMARKS = ["pickup", "throughput", "control", "events_api", "load", "runs_list", "memory", "llm_step"]
 
 
 def main() -> int:

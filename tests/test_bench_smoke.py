@@ -14,11 +14,16 @@ from tests.conftest import BASE_DIR
 TINY = {
     "BENCH_SAMPLES": "3",
     "BENCH_THROUGHPUT_COUNT": "20",
+    "BENCH_THROUGHPUT_ROUNDS": "1",
     "BENCH_CONTROL_RUNS": "2",
     "BENCH_EVENTS": "5000",
     "BENCH_RUNS": "500",
     "BENCH_REQUESTS": "10",
     "BENCH_MEMORY_RUNS": "15",
+    "BENCH_LOAD_SECONDS": "3",
+    "BENCH_LOAD_OPERATORS": "4",
+    "BENCH_LOAD_RUNS": "2",
+    "BENCH_LLM_STEPS": "3",
 }
 
 
@@ -31,10 +36,10 @@ def test_it_runs_every_benchmark(tmp_path):
         [sys.executable, "bench/run.py"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for heading in ("pickup", "throughput", "control", "events API", "runs list", "memory"):
+    for heading in ("pickup", "throughput", "control", "events API", "load", "runs list", "memory", "llm_step"):
         assert heading in done.stdout, done.stdout[-3000:]
     results = json.loads(results_file.read_text())
     assert results["machine"]["nproc"] >= 1
     names = [b["name"] for b in results["benchmarks"]]
-    assert names == ["pickup", "throughput", "control", "events_api", "runs_list", "memory"]
+    assert names == ["pickup", "throughput", "control", "events_api", "load", "runs_list", "memory", "llm_step"]
     assert not [b for b in results["benchmarks"] if "error" in b], results
