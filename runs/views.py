@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -19,7 +20,7 @@ from config import status as status_bar
 from config.errors import DomainError
 from events.models import Event, EventType
 from projects.models import Project
-from runs import lifecycle, review, schedules, services
+from runs import lifecycle, review, schedules, selectors, services
 from runs.forms import DirectiveForm, RunCreateForm, ScheduleForm
 from runs.lifecycle import Action
 from runs.models import ACTIVE_STATUSES, ReviewState, Run, RunStatus, RunType, Schedule
@@ -139,6 +140,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     context |= {
         "events": events,
         "cursor": events[-1].seq if events else 0,
+        "phase": live_phase(run),
         "oldest": events[0].seq if events else 0,
         "event_types": EventType.choices,
         "directive_form": DirectiveForm(),
@@ -192,14 +194,30 @@ def _pipeline_commands(run: Run) -> list[dict[str, Any]]:
     return commands
 
 
+def live_phase(run: Run) -> str:
+    """A short fingerprint of what the run's header shows, apart from the step counter (which a poll
+    refreshes on its own): a poll sends the header again only when this changed."""
+    shown = tuple(getattr(run, name) for name in selectors.LIVE_FIELDS if name != "current_iteration")
+    return hashlib.blake2s(repr(shown).encode(), digest_size=6).hexdigest()
+
+
 @login_required
 @require_GET
 def run_events(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The poll: events after ?after=<seq>, plus the header when the status changed. One events query."""
-    run = _run_or_404(run_id)
+    """The poll: events after ?after=<seq>; the header when ?phase= differs from the run's, else only the
+    step counter. One events query; the whole run is read only when the header is sent."""
+    run = selectors.run_live(run_id)
+    if run is None:
+        raise Http404(f"Run {run_id} does not exist.")
     after = int(request.GET["after"]) if request.GET.get("after", "").isdigit() else 0
     events = list(Event.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:EVENT_WINDOW])
-    context = _run_context(run) | {"events": events, "cursor": events[-1].seq if events else after}
+    phase = live_phase(run)
+    header = request.GET.get("phase") != phase and (bool(events) or "phase" in request.GET)
+    if header:
+        run = _run_or_404(run_id)
+    context = _run_context(run) | {
+        "events": events, "cursor": events[-1].seq if events else after, "phase": phase, "header": header,
+    }  # fmt: skip
     response = render(request, "runs/detail.html#poll", context)
     if run.is_terminal and not events:
         response.status_code = STOP_POLLING

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from django import template
+from django.template.loader import get_template
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -83,3 +87,42 @@ def cached_services() -> list[dict[str, Any]] | None:
     from config import status
 
     return status.cached()
+
+
+class _RenderedRows:
+    """Rendered event rows by event, newest kept: an event never changes, so its row is rendered once per
+    process however many operators watch the run (the poll of a run page costs this much less; see
+    bench/load.py). Rows over ROW_LIMIT bytes are not kept, so the cache stays small whatever it holds."""
+
+    SIZE = 4096
+    ROW_LIMIT = 16 * 1024
+
+    def __init__(self) -> None:
+        self._rows: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, event: Any) -> str:
+        # The time is in the key too, so that a database rebuilt under a running process (ids start again)
+        # never shows another event's row.
+        key = (event.pk, event.run_id, event.seq, event.type, event.created_at)
+        with self._lock:
+            row = self._rows.get(key)
+            if row is not None:
+                self._rows.move_to_end(key)
+                return row
+        row = get_template("runs/detail.html#event-row").render({"event": event})
+        if len(row) <= self.ROW_LIMIT:
+            with self._lock:
+                self._rows[key] = row
+                if len(self._rows) > self.SIZE:
+                    self._rows.popitem(last=False)
+        return row
+
+
+_rendered_rows = _RenderedRows()
+
+
+@register.simple_tag
+def event_rows(events: list[Any]) -> str:
+    """The log's rows for `events`, each rendered once per process."""
+    return mark_safe("".join(_rendered_rows.get(event) for event in events))  # noqa: S308 - rendered templates

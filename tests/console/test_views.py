@@ -351,3 +351,47 @@ def test_it_links_admin_and_browsable_api_for_staff_only(client, alice):
     alice.save()
     page = text(client.get("/"))
     assert 'href="/admin/"' in page and 'href="/api/"' in page
+
+
+@pytest.mark.django_db
+def test_it_sends_the_header_again_only_when_what_it_shows_changed(logged_in, make_run):
+    run = make_run(options={"max_steps": 5})
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    phase = re.search(r"phase=([0-9a-f]+)", page).group(1)
+    record_event(run.pk, EventType.STEP_COMPLETED, {"step": 1}, changes={"current_iteration": 1})
+    with CaptureQueriesContext(connection) as queries:
+        same = text(logged_in.get(f"/runs/{run.pk}/events/?after=1&phase={phase}", HTTP_HX_REQUEST="true"))
+    assert '<dd id="run-step" hx-swap-oob="true">1 / 5</dd>' in same and 'id="run-live"' not in same
+    assert not [q for q in queries.captured_queries if "projects_project" in q["sql"]], "no whole run needed"
+    assert f"after=2&phase={phase}" in same
+    lifecycle.apply_action(run.pk, lifecycle.Action.PAUSE)
+    changed = text(logged_in.get(f"/runs/{run.pk}/events/?after=2&phase={phase}", HTTP_HX_REQUEST="true"))
+    assert 'id="run-live" hx-swap-oob="true"' in changed and "PAUSED" in changed
+    assert f'action="/runs/{run.pk}/resume/"' in changed and 'id="run-step" hx-swap-oob' not in changed
+    assert re.search(r"phase=([0-9a-f]+)", changed).group(1) != phase
+
+
+@pytest.mark.django_db
+def test_it_renders_each_event_row_once_however_many_polls_show_it(logged_in, make_run, monkeypatch):
+    from runs.templatetags import console
+
+    rendered: list[int] = []
+    real = console.get_template
+
+    class Counting:
+        def __init__(self, name: str) -> None:
+            self.template = real(name)
+
+        def render(self, context):
+            rendered.append(context["event"].seq)
+            return self.template.render(context)
+
+    monkeypatch.setattr(console, "get_template", Counting)
+    monkeypatch.setattr(console, "_rendered_rows", console._RenderedRows())
+    run = make_run()
+    for n in range(3):
+        record_event(run.pk, EventType.AGENT_THINKING, {"message": f"thought {n}"})
+    polls = [text(logged_in.get(f"/runs/{run.pk}/events/?after=0", HTTP_HX_REQUEST="true")) for _ in range(3)]
+    assert sorted(rendered) == [1, 2, 3, 4]
+    assert all(poll.count('class="event ') == 4 and "thought 2" in poll for poll in polls)
+    assert polls[0].split('<div id="poller"')[0] == polls[2].split('<div id="poller"')[0]
