@@ -1,6 +1,7 @@
-"""Console and API under load: BENCH_LOAD_OPERATORS (default 200) operators, each logged in through the login
-form with its own session, polling a run page's event fragment (GET /runs/<id>/events/?after=<its cursor>,
-with htmx's headers) every 1.5 s after each response as the page's #poller does, spread over BENCH_LOAD_RUNS
+"""Console and API under load: BENCH_LOAD_OPERATORS (default 200) operators, each with its own logged-in
+session, opening a run page and then polling its event fragment as the page's #poller does (the URL the
+last response gave it: GET /runs/<id>/events/?after=<cursor>&phase=<header state>, with htmx's headers)
+every 1.5 s after each response, spread over BENCH_LOAD_RUNS
 (default 20) simple-agent runs that execute throughout (started through the API, one worker slot each), for
 BENCH_LOAD_SECONDS (default 60) after a warm-up in which the operators open their run pages. gunicorn and the
 qcluster are started as `make run` starts them (gthread, WEB_CONCURRENCY x WEB_THREADS, access log on, with
@@ -12,6 +13,7 @@ Target: 0 errors, p99 <= 100 ms, no "database is locked" (nor a traceback or a 5
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import math
 import os
@@ -41,9 +43,8 @@ POLL_SECONDS = 1.5  # hx-trigger="every 1500ms" on the run page's #poller
 STEP_SECONDS = 0.5
 STOP_POLLING = 286  # htmx: stop polling (runs/views.py returns it once a finished run has nothing new)
 TARGET_P99_MS = 100
-LOGIN_TIMEOUT = 60.0  # a login hashes the password (~0.3 s of CPU); logins are not what is measured
 CURSOR = re.compile(r'id="poller"[^>]*\sdata-cursor="(\d+)"')
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+POLL_URL = re.compile(r'id="poller"[^>]*\shx-get="([^"]+)"')  # what the page's htmx poller asks for next
 ACCESS_STATUS = re.compile(r'HTTP/[\d.]+" (\d{3}) ')
 # gunicorn's default access-log format plus the time it spent on the request (us), to tell server time from
 # queueing and client delay.
@@ -60,7 +61,6 @@ class Operator:
     def __init__(self, url: str) -> None:
         self.client = httpx.AsyncClient(base_url=url, timeout=10)
         self.url = url
-        self.csrf = ""
         self.resent = 0
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -81,18 +81,8 @@ class Operator:
             self.resent += 1
             return await self.client.get(path, **kwargs)
 
-    async def log_in(self, username: str, password: str) -> None:
-        form = await self.get("/accounts/login/", timeout=LOGIN_TIMEOUT)
-        form.raise_for_status()
-        token = CSRF_FIELD.search(form.text)
-        done = await self.client.post(
-            "/accounts/login/",
-            data={"username": username, "password": password, "next": "/",
-                  "csrfmiddlewaretoken": token.group(1) if token else ""}, timeout=LOGIN_TIMEOUT,
-        )  # fmt: skip
-        if done.status_code != 302 or "sessionid" not in self.client.cookies:
-            raise RuntimeError(f"login failed: HTTP {done.status_code}")
-        self.csrf = self.client.cookies.get("csrftoken", "")
+    def use_session(self, session_key: str) -> None:
+        self.client.cookies.set("sessionid", session_key)
 
     async def poll(self, run_id: int, measure_from: float, stop_at: float, stats: dict[str, Any]) -> None:
         """Open the run page at some moment of the warm-up, then poll as its #poller does until stop_at;
@@ -101,21 +91,23 @@ class Operator:
         try:
             page = await self.get(f"/runs/{run_id}/")
             cursor = int(CURSOR.search(page.text).group(1)) if page.status_code == 200 else None
-        except httpx.HTTPError as error:
+            poll_url = html.unescape(POLL_URL.search(page.text).group(1)) if cursor is not None else ""
+        except (httpx.HTTPError, AttributeError) as error:
             page, cursor = error, None
         if cursor is None:
             stats["errors"][f"run page: {getattr(page, 'status_code', type(page).__name__)}"] += 1
             return
         # htmx's headers for the poller's request, plus the X-CSRFToken hx-headers puts on every request.
         headers = {"HX-Request": "true", "HX-Trigger": "poller", "HX-Target": "event-log",
-                   "HX-Current-URL": f"{self.url}/runs/{run_id}/", "X-CSRFToken": self.csrf}  # fmt: skip
+                   "HX-Current-URL": f"{self.url}/runs/{run_id}/",
+                   "X-CSRFToken": self.client.cookies.get("csrftoken", "")}  # fmt: skip
         await asyncio.sleep(POLL_SECONDS)
         while time.monotonic() < stop_at:
             measured = time.monotonic() >= measure_from
             stats["requests"] += measured
             sent = time.perf_counter()
             try:
-                response = await self.get(f"/runs/{run_id}/events/?after={cursor}", headers=headers)
+                response = await self.get(poll_url, headers=headers)
             except httpx.HTTPError as error:
                 stats["errors"][type(error).__name__] += 1
             else:
@@ -129,9 +121,11 @@ class Operator:
                 else:
                     stats["events_seen"] += response.text.count('<li class="event ') * measured
                     cursor = int(found.group(1))
-                    if response.status_code == STOP_POLLING:  # the run finished: htmx stops this poller
+                    following = POLL_URL.search(response.text)
+                    if response.status_code == STOP_POLLING or following is None:  # the run finished
                         stats["stopped"] += 1
                         return
+                    poll_url = html.unescape(following.group(1))
             # Each response swaps in a new #poller, whose 1.5 s timer starts then: wait after the response.
             await asyncio.sleep(POLL_SECONDS)
 
@@ -149,15 +143,10 @@ async def loop_lag(measure_from: float, stop_at: float, lags: list[float]) -> No
 
 
 async def generate(config: dict[str, Any]) -> None:
-    operators = [Operator(config["url"]) for _ in range(config["operators"])]
-    gate = asyncio.Semaphore(4)  # log in as people do, not all in the same second (each login hashes)
-
-    async def log_in(operator: Operator) -> None:
-        async with gate:
-            await operator.log_in(config["username"], config["password"])
-
+    operators = [Operator(config["url"]) for _ in config["sessions"]]
+    for operator, session_key in zip(operators, config["sessions"], strict=True):
+        operator.use_session(session_key)
     try:
-        await asyncio.gather(*(log_in(operator) for operator in operators))
         print("ready", flush=True)
         plan = json.loads(await asyncio.to_thread(sys.stdin.readline))
         stats: dict[str, Any] = {
@@ -190,6 +179,21 @@ async def generate(config: dict[str, Any]) -> None:
 
 
 # --- The benchmark -----------------------------------------------------------------------------------------
+
+
+def sessions(install: Installation, count: int) -> list[str]:
+    """One logged-in session per operator, made as a login makes it (Django's session store, the user's
+    auth hash) but without hashing the password 200 times: logging in is not what is measured."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.get(username=install.username)
+    keys = []
+    for _ in range(count):
+        client = Client()
+        client.force_login(user)
+        keys.append(client.cookies["sessionid"].value)
+    return keys
 
 
 def start_runs(install: Installation) -> list[int]:
@@ -280,13 +284,12 @@ def measure(install: Installation) -> dict[str, Any]:
     )  # fmt: skip
     trees = {"gunicorn": web.pid, "qcluster": install.workers.pid, "load generator": generator.pid}
     try:
-        config = {"url": install.url, "username": install.username, "password": install.password,
-                  "operators": OPERATORS}  # fmt: skip
+        logins_started = time.monotonic()
+        config = {"url": install.url, "sessions": sessions(install, OPERATORS)}
         generator.stdin.write(json.dumps(config) + "\n")
         generator.stdin.flush()
-        logins_started = time.monotonic()
         if generator.stdout.readline().strip() != "ready":
-            raise RuntimeError("the operators could not log in")
+            raise RuntimeError("the load generator did not start")
         logins = time.monotonic() - logins_started
         ids = start_runs(install)
         generator.stdin.write(json.dumps({"runs": ids, "warmup": WARMUP_SECONDS, "seconds": SECONDS}) + "\n")
@@ -345,7 +348,7 @@ def main() -> dict[str, Any]:
           f"runs executing, {SECONDS:g} s, gunicorn gthread {WEB_WORKERS}x{WEB_THREADS}, nproc {os.cpu_count()}, "
           f"{engine})")  # fmt: skip
     print(
-        f"  logged in {OPERATORS} sessions (form + CSRF) in {raw['logins_s']:.1f} s, before the measurement"
+        f"  {OPERATORS} sessions, one per operator, ready in {raw['logins_s']:.1f} s, before the measurement"
     )
     print(f"  requests {raw['requests']} ({per_s}/s)  errors {errors} {dict(raw['errors']) or ''}"
           f"  resent on a closed keep-alive connection {raw['resent']}")  # fmt: skip
