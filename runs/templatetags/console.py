@@ -9,6 +9,7 @@ from typing import Any
 
 from django import template
 from django.template.loader import get_template
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 register = template.Library()
@@ -126,3 +127,9 @@ _rendered_rows = _RenderedRows()
 def event_rows(events: list[Any]) -> str:
     """The log's rows for `events`, each rendered once per process."""
     return mark_safe("".join(_rendered_rows.get(event) for event in events))  # noqa: S308 - rendered templates
+
+
+@register.filter
+def status_badge(status: str) -> str:
+    """A run's status as a badge: its name, coloured by its class."""
+    return format_html('<span class="badge status-{}">{}</span>', str(status).lower(), status)
