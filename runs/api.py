@@ -27,6 +27,7 @@ from runs.serializers import (
     RunSerializer,
     SweepResult,
     WorkerStatus,
+    event_rows_data,
 )
 
 EVENTS_MAX_LIMIT = 500
@@ -91,8 +92,8 @@ class RunEventsApi(APIView):
         events = services.events_after(run_id, after=after, limit=limit)
         return Response(
             {
-                "results": EventSerializer(events, many=True).data,
-                "cursor": events[-1].seq if events else after,
+                "results": event_rows_data(events),
+                "cursor": events[-1][0] if events else after,
             }
         )
 

@@ -8,8 +8,10 @@ model instances with their fields converted (measured; bench/throughput.py). So 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from events.models import Event
@@ -68,3 +70,47 @@ def directives_after(run_id: int, seq: int) -> list[tuple[int, dict[str, Any]]]:
         [run_id, seq],
     )
     return [(row.seq, row.payload) for row in rows]
+
+
+# seq, type, payload, created_at: the columns of the events API, converted as the ORM converts them.
+EventRow = tuple[int, str, Any, datetime]
+EVENT_ROW_FIELDS = ("seq", "type", "payload", "created_at")
+
+# One statement answers both "does the run exist?" and "which events follow `after`?": no row when the run
+# does not exist, one row of NULLs when it has no such events. The page is read through the unique (run,
+# seq) index and limited inside the subquery, so only that page is sorted again, however long the run.
+_EVENT_PAGE = (
+    "SELECT page.seq, page.type, page.payload, page.created_at FROM runs_run LEFT JOIN "
+    "(SELECT seq, type, payload, created_at FROM events_event WHERE run_id = %s AND seq > %s "
+    "ORDER BY seq LIMIT %s) page ON 1 = 1 "
+    "WHERE runs_run.id = %s ORDER BY page.seq"
+)
+
+
+def event_page(run_id: int, *, after: int, limit: int) -> list[EventRow] | None:
+    """Up to `limit` events of the run with seq > `after`, in order; None when the run does not exist.
+
+    Read as plain rows, without the query compiler or model instances: through the ORM a page of 100
+    events cost ~1.3 ms of CPU, as SQL ~0.25 ms (measured; bench/events_api.py).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENT_PAGE, [run_id, after, limit, run_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    if rows[0][0] is None:
+        return []
+    # The converters the ORM would apply (JSON decoding; SQLite's datetimes made aware), field by field.
+    columns = [Event._meta.get_field(name).get_col(Event._meta.db_table) for name in EVENT_ROW_FIELDS]
+    converters = [
+        (index, converter, column)
+        for index, column in enumerate(columns)
+        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+    ]
+    page = []
+    for row in rows:
+        values = list(row)
+        for index, converter, column in converters:
+            values[index] = converter(values[index], column, connection)
+        page.append(tuple(values))
+    return page

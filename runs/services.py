@@ -22,6 +22,7 @@ from runs.agents import agent_name_for
 from runs.agents.tools import command_allowed
 from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, AgentProfile, Run, RunStatus, RunType
 from runs.schedules import fire_due
+from runs.selectors import EventRow, event_page
 from runs.tasks import enqueue_run
 from runs.workflow import clean_steps
 
@@ -173,10 +174,11 @@ def send_directive(run_id: int, *, text: Any, actor: str | None = None) -> Event
     return event
 
 
-def events_after(run_id: int, *, after: int = 0, limit: int = 100) -> list[Event]:
-    if not Run.objects.filter(pk=run_id).exists():
+def events_after(run_id: int, *, after: int = 0, limit: int = 100) -> list[EventRow]:
+    page = event_page(run_id, after=after, limit=limit)
+    if page is None:
         raise NotFound(f"Run {run_id} does not exist.")
-    return list(Event.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:limit])
+    return page
 
 
 def _queued_run_ids() -> set[int]:

@@ -236,3 +236,23 @@ def test_it_ignores_read_only_fields_on_create(api, project):
     assert (created["review_state"], created["merge_commit"], created["reviewed_by"]) == ("none", "", None)
     run = Run.objects.get(pk=created["id"])
     assert (run.lease_owner, run.lease_expires_at, run.branch, run.prompt_tokens) == (None, None, "", 0)
+
+
+@pytest.mark.django_db
+def test_it_serves_events_exactly_as_the_event_serializer_writes_them(api, make_run, settings):
+    from events.recorder import record_event
+    from runs.serializers import EventSerializer
+
+    run = make_run()
+    record_event(run.pk, EventType.AGENT_THINKING, {"message": "héllo ✓", "nested": {"a": [1, 2.5, None, True]}})
+    record_event(run.pk, EventType.COMMAND_OUTPUT, {})
+    for zone in ("UTC", "Europe/Berlin"):
+        settings.TIME_ZONE = zone
+        expected = EventSerializer(Event.objects.filter(run=run).order_by("seq"), many=True).data
+        with CaptureQueriesContext(connection) as queries:
+            body = api.get(f"/api/runs/{run.pk}/events/?after=0").json()
+        assert body["results"] == [dict(item) for item in expected], zone
+        assert body["cursor"] == 3
+        assert len([q for q in queries.captured_queries if "events_event" in q["sql"]]) == 1
+    assert api.get("/api/runs/999999/events/").status_code == 404
+    assert api.get(f"/api/runs/{run.pk}/events/?after=3").json() == {"results": [], "cursor": 3}
