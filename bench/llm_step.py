@@ -90,7 +90,8 @@ def baseline_commits(tree: Path, run: int) -> list[float]:
         path.write_text(file_text(run, step) + "baseline\n")
         started = time.perf_counter()
         workspace.git("add", "-A", cwd=tree)
-        workspace.git("commit", "-q", "--no-verify", "-m", f"Write notes/step-{step:02d}.md", cwd=tree)
+        workspace.git("commit", "-q", "--no-verify", "-m", f"Write notes/step-{step:02d}.md", cwd=tree,
+                      config=workspace.COMMIT_CONFIG)
         times.append(time.perf_counter() - started)
     return times
 

@@ -136,13 +136,17 @@ class LLMAgent:
             interrupt=context.check,
             overlay=self.state.setdefault("overlay", {}),
         )
-        if not self.state.get("phase"):
-            self._look(allowed)
-        self._recover_landed_commit()
-        while True:
-            outcome = self._turn()
-            if outcome is not None:
-                return outcome
+        try:
+            if not self.state.get("phase"):
+                self._look(allowed)
+            self._recover_landed_commit()
+            while True:
+                outcome = self._turn()
+                if outcome is not None:
+                    return outcome
+        finally:
+            if self._client is None:
+                self.client.close()
 
     # -- workspace -------------------------------------------------------------------------------
     def _open_workspace(self) -> workspace.Worktree | None:

@@ -69,6 +69,10 @@ class LLMClient(Protocol):
         """One reply following `schema`; `interrupt()` is called often and may raise to abandon the call."""
         ...
 
+    def close(self) -> None:
+        """Let go of the connection kept for the next call."""
+        ...
+
 
 class StreamingClient:
     """Base of the two clients: subclasses build the request and parse the stream."""
@@ -83,6 +87,9 @@ class StreamingClient:
         self.api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
+        # One connection pool for all the calls of a run: the next turn reuses the kept-alive connection
+        # (and its TLS session) instead of connecting again. Closed by close(), or when a call is abandoned.
+        self._http: httpx.Client | None = None
 
     # -- to implement ----------------------------------------------------------------------------
     def _request(self, messages: list[Message], schema: dict[str, Any], fallback: bool) -> tuple[str, dict]:
@@ -133,6 +140,18 @@ class StreamingClient:
         problem = f"{type(last_error).__name__}: {last_error}"
         raise LLMError(f"{self.provider} at {self.base_url} failed {tries} times; last error: {problem}")
 
+    def close(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            http.close()
+
+    def _connection(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)), verify=_tls_context()
+            )
+        return self._http
+
     def _unreachable_message(self, exc: Exception) -> str:
         return f"no LLM at {self.base_url}: start the server or set LLM_BASE_URL ({type(exc).__name__})"
 
@@ -151,9 +170,7 @@ class StreamingClient:
         url, body = self._request(messages, schema, fallback)
         outcome: dict[str, Any] = {}
         cancelled = threading.Event()
-        client = httpx.Client(
-            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)), verify=_tls_context()
-        )
+        client = self._connection()
 
         def call() -> None:
             reply = LLMReply(content="", model=self.model)
@@ -180,9 +197,8 @@ class StreamingClient:
                     interrupt()
         except BaseException:
             cancelled.set()
-            client.close()
+            self.close()  # the helper may still be reading: the next call gets a new pool
             raise
-        client.close()
         if "error" in outcome:
             raise outcome["error"]
         return outcome["reply"]
