@@ -75,6 +75,27 @@ def test_it_exchanges_credentials_for_a_token(anon, alice):
 
 
 @pytest.mark.django_db
+def test_it_answers_as_drf_for_bad_tokens_and_inactive_users(anon, alice, bob):
+    from rest_framework.authtoken.models import Token
+
+    key = Token.objects.create(user=bob).key
+    bob.is_active = False
+    bob.save()
+    for header, detail in [
+        (f"Token {key}", "User inactive or deleted."),
+        ("Token not-a-token", "Invalid token."),
+        ("Token", "Invalid token header. No credentials provided."),
+        ("Token a b", "Invalid token header. Token string should not contain spaces."),
+    ]:
+        response = anon.get("/api/runs/", HTTP_AUTHORIZATION=header)
+        assert response.status_code == 401 and response["WWW-Authenticate"] == "Token", header
+        assert response.json() == {"detail": detail, "code": "authentication_failed"}, header
+    token = Token.objects.create(user=alice)
+    request = APIClient().get("/api/runs/", HTTP_AUTHORIZATION=f"Token {token.key}").wsgi_request
+    assert request.user == alice and request.auth == token and request.auth.created == token.created
+
+
+@pytest.mark.django_db
 def test_it_enforces_csrf_for_sessions(alice, project):
     client = APIClient(enforce_csrf_checks=True)
     client.login(username="alice", password="alice-password-1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -179,6 +181,63 @@ def test_it_serves_events_after_a_cursor(api, make_run):
 
 
 @pytest.mark.django_db
+def test_it_writes_a_page_of_events_exactly_as_the_event_serializer_does(api, make_run, settings):
+    from rest_framework.renderers import JSONRenderer
+
+    from events.recorder import record_event
+    from runs.serializers import EventSerializer
+
+    run = make_run()  # its RUN_CREATED is seq 1
+    written = [
+        (EventType.AGENT_THINKING, {"text": "héllo ✓ 日本語 🙂 \"quoted\" </b>", "deep": {"list": [1, 2.5, None, True, {}]}},
+         datetime(2025, 3, 30, 0, 59, 59, 999999, tzinfo=UTC)),
+        (EventType.TOOL_CALL, {}, datetime(2025, 3, 30, 1, 0, tzinfo=UTC)),
+        (EventType.LLM_CALL, {"z": 1, "a": [[]], "big": 2**63}, datetime(2024, 12, 31, 23, 0, 0, 500, tzinfo=UTC)),
+    ]  # fmt: skip
+    for event_type, payload, moment in written:
+        event = record_event(run.pk, event_type, payload)
+        Event.objects.filter(pk=event.pk).update(created_at=moment)
+    moments = {
+        "UTC": ["2025-03-30T00:59:59.999999Z", "2025-03-30T01:00:00Z", "2024-12-31T23:00:00.000500Z"],
+        "Europe/Paris": ["2025-03-30T01:59:59.999999+01:00", "2025-03-30T03:00:00+02:00",
+                         "2025-01-01T00:00:00.000500+01:00"],
+        "Asia/Kolkata": ["2025-03-30T06:29:59.999999+05:30", "2025-03-30T06:30:00+05:30",
+                         "2025-01-01T04:30:00.000500+05:30"],
+    }  # fmt: skip
+    for zone, expected_moments in moments.items():
+        settings.TIME_ZONE = zone
+        response = api.get(f"/api/runs/{run.pk}/events/?after=1")
+        events = Event.objects.filter(run=run, seq__gt=1).order_by("seq")
+        serialized = {"results": EventSerializer(events, many=True).data, "cursor": 4}
+        assert response.content == JSONRenderer().render(serialized), zone
+        body = response.json()
+        assert [list(event) for event in body["results"]] == [["seq", "type", "payload", "created_at"]] * 3
+        assert [event["created_at"] for event in body["results"]] == expected_moments, zone
+        assert [(e["seq"], e["type"], e["payload"]) for e in body["results"]] == [
+            (seq, event_type, payload) for seq, (event_type, payload, _) in enumerate(written, start=2)
+        ]
+    assert '"text":"héllo ✓ 日本語 🙂 \\"quoted\\" </b>"'.encode() in response.content
+
+
+@pytest.mark.django_db
+def test_it_reads_a_page_of_events_in_the_same_queries_whatever_its_size(api, make_run):
+    from events.recorder import record_event
+
+    run = make_run()
+    for n in range(300):
+        record_event(run.pk, EventType.AGENT_THINKING, {"n": n})
+    counts = {}
+    for query in ("after=0&limit=1", "after=0&limit=500", "after=150&limit=100", "after=301"):
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get(f"/api/runs/{run.pk}/events/?{query}").status_code == 200
+        counts[query] = len(queries)
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/runs/999999/events/").status_code == 404
+    counts["missing run"] = len(queries)
+    assert set(counts.values()) == {2}, counts  # the token, then the run and its page in one statement
+
+
+@pytest.mark.django_db
 def test_it_caps_events_at_500(api, make_run):
     from events.recorder import record_event
 
@@ -244,7 +303,9 @@ def test_it_serves_events_exactly_as_the_event_serializer_writes_them(api, make_
     from runs.serializers import EventSerializer
 
     run = make_run()
-    record_event(run.pk, EventType.AGENT_THINKING, {"message": "héllo ✓", "nested": {"a": [1, 2.5, None, True]}})
+    record_event(
+        run.pk, EventType.AGENT_THINKING, {"message": "héllo ✓", "nested": {"a": [1, 2.5, None, True]}}
+    )
     record_event(run.pk, EventType.COMMAND_OUTPUT, {})
     for zone in ("UTC", "Europe/Berlin"):
         settings.TIME_ZONE = zone
