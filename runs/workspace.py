@@ -7,8 +7,10 @@ disabled, and the diff is read from git. Every git call has a time limit and a c
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ class GitError(Exception):
     pass
 
 
-def _git_env() -> dict[str, str]:
+def _git_env(*, english: bool = False) -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
     env = {key: os.environ[key] for key in keep if key in os.environ}
     env.update(
@@ -35,26 +37,68 @@ def _git_env() -> dict[str, str]:
             "GIT_CONFIG_NOSYSTEM": "1",
         }
     )
+    if english:
+        env["LC_ALL"] = "C"
     return env
 
 
+class GitProcess:
+    """A started git command: `output()` waits for it and gives its stdout, or raises GitError."""
+
+    def __init__(
+        self,
+        *args: str,
+        cwd: str | Path,
+        timeout: float = GIT_TIMEOUT_SECONDS,
+        config: tuple[str, ...] = (),
+        english: bool = False,
+    ) -> None:
+        options = ("core.hooksPath=/dev/null", "commit.gpgsign=false", *config)
+        command = ["git", *(part for option in options for part in ("-c", option)), *args]
+        self.args, self.cwd, self.timeout = args, cwd, timeout
+        self.deadline = time.monotonic() + timeout
+        try:
+            self.process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace" if english else None,
+                env=_git_env(english=english),
+            )
+        except FileNotFoundError:
+            raise GitError("git is not installed or not on PATH") from None
+
+    def output(self) -> str:
+        remaining = self.deadline - time.monotonic()
+        if self.process.poll() is not None:
+            remaining = max(remaining, 1.0)  # it ended while nobody waited: only its output is left to read
+        try:
+            stdout, stderr = self.process.communicate(timeout=max(0.0, remaining))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise GitError(
+                f"git {' '.join(self.args[:2])} timed out after {self.timeout:.0f} s in {self.cwd}"
+            ) from None
+        if self.process.returncode != 0:
+            raise GitError(f"git {' '.join(self.args[:2])} failed in {self.cwd}: {stderr.strip()[:500]}")
+        return stdout
+
+
 def git(
-    *args: str, cwd: str | Path, timeout: float = GIT_TIMEOUT_SECONDS, config: tuple[str, ...] = ()
+    *args: str,
+    cwd: str | Path,
+    timeout: float = GIT_TIMEOUT_SECONDS,
+    config: tuple[str, ...] = (),
+    english: bool = False,
 ) -> str:
-    """`git <args>` in `cwd` with hooks and signing off (and `-c` for each of `config`); its stdout."""
-    options = ("core.hooksPath=/dev/null", "commit.gpgsign=false", *config)
-    command = ["git", *(part for option in options for part in ("-c", option)), *args]
-    try:
-        done = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_git_env(), check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git {' '.join(args[:2])} timed out after {timeout:.0f} s in {cwd}") from None
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH") from None
-    if done.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed in {cwd}: {done.stderr.strip()[:500]}")
-    return done.stdout
+    """`git <args>` in `cwd` with hooks and signing off (and `-c` for each of `config`); its stdout.
+
+    `english`: the output is parsed, so git's messages are not translated, and a name that is not UTF-8 reads
+    as U+FFFD rather than failing the call."""
+    return GitProcess(*args, cwd=cwd, timeout=timeout, config=config, english=english).output()
 
 
 def is_git_repository(path: str | Path) -> bool:
@@ -77,6 +121,7 @@ class Worktree:
     path: Path
     branch: str
     base_commit: str
+    created: bool = False  # made just now: its index is its HEAD, nothing staged
 
 
 def branch_name(run_id: int) -> str:
@@ -104,7 +149,7 @@ def open_worktree(project_path: str, run_id: int, base_commit: str | None = None
     else:
         base = base_commit or git("rev-parse", "HEAD", cwd=project_path).strip()
         git("worktree", "add", "-b", branch, str(path), base, cwd=project_path)
-    return Worktree(path, branch, base)
+    return Worktree(path, branch, base, created=True)
 
 
 def _is_worktree_of(path: Path, project_path: str, branch: str) -> bool:
@@ -132,28 +177,115 @@ def reset_to(path: str | Path, commit: str) -> None:
 # `git maintenance run --auto`, one more process a step (~2.5 ms, a quarter of the commit:
 # bench/llm_step.py), and now and then a gc of the operator's repository from a run's worktree.
 COMMIT_CONFIG = ("maintenance.auto=false", "gc.auto=0")
+_SUMMARY_COMMIT = re.compile(r"\[.*? ([0-9a-f]{40}|[0-9a-f]{64})\] ")
+_SUMMARY_COUNT = re.compile(r" (\d+) files? changed")
+_ADD_LINE = re.compile(r"(add|remove) '(.+)'")
+# A name `git log` prints as it is: printable ASCII but `"` and `\` (core.quotePath quotes the rest).
+_PLAIN_PATH = re.compile(r"[ !#-\[\]-~]*[ !#-.0-\[\]-~]")
 
 
-def commit_all(path: str | Path, message: str) -> tuple[str, list[str]] | None:
-    """Commit everything in the worktree: (the commit, the files it changed), or None when nothing changed.
+class Staging:
+    """What a run's worktree has staged since its last commit, as far as this worker process knows.
 
-    Every step commits, so this is three git processes, not four: the commit is tried, and only when it
-    fails does the index tell whether there was nothing to commit; the new commit and its files come from
-    one `git log`, which lists what `git diff --cached --name-only` listed before the commit."""
-    git("add", "-A", cwd=path)
+    A step's commit is then two git processes, as a person's `git add -A` + `git commit`, and the add is
+    mostly done before the step ends: `changed()`, after the agent changed files, starts `git add -A
+    --verbose` in the background (while the agent records the change and asks the model for its next
+    action), and the step's commit waits for it. The files of a commit are what `git log -1 --name-only`
+    lists; when the index was at HEAD when the step began (a new worktree, or the last commit made here, and
+    no command run since), they are what the step's adds staged, checked against the count in the commit's
+    summary, which also names the commit (core.abbrev=no). Otherwise, or when that listing may differ from
+    git log's (a rename, a name git quotes), the commit is `git add -A`, `git commit` and `git log`."""
+
+    def __init__(self, path: str | Path, *, at_head: bool) -> None:
+        self.path = path
+        self._at_head = at_head
+        self._listings: list[str] = []  # what each add of this step staged
+        self._adding: GitProcess | None = None
+
+    def changed(self) -> None:
+        """The agent changed files, or tried to (a refused write may have made directories): stage them, in
+        the background. Called after every change; a command is announced by forget() instead."""
+        if not self._at_head:
+            return  # the commit stages everything and asks git log for the files
+        self._wait()
+        self._adding = GitProcess("add", "-A", "--verbose", cwd=self.path, english=True)
+
+    def forget(self) -> None:
+        """A command is about to run: it may stage or commit, so the index is no longer known."""
+        self._at_head = False
+        self._listings.clear()
+        self._wait()
+
+    def close(self) -> None:
+        """Wait for a background add: a run that leaves its worker leaves no git process behind."""
+        self._wait()
+
+    def commit(self, message: str) -> tuple[str, list[str]] | None:
+        """Commit everything in the worktree: (the commit, the files it changed), or None when nothing
+        changed."""
+        self._wait()
+        at_head, self._at_head = self._at_head, False  # until this commit is known to have landed
+        if at_head and not self._listings:
+            self._listings.append(git("add", "-A", "--verbose", cwd=self.path, english=True))
+        staged = _staged("\n".join(self._listings)) if at_head else None
+        self._listings.clear()
+        committed = _commit(self.path, message, staged)
+        self._at_head = True  # what was staged is committed
+        return committed
+
+    def _wait(self) -> None:
+        if self._adding is None:
+            return
+        adding, self._adding = self._adding, None
+        try:
+            self._listings.append(adding.output())
+        except GitError:  # the commit's own `git add -A` meets the problem again and tells it
+            self._at_head = False
+            self._listings.clear()
+
+
+def _commit(path: str | Path, message: str, staged: list[str] | None) -> tuple[str, list[str]] | None:
+    """`staged`: what the step's adds staged onto an index at HEAD, or None when that is not known (then
+    everything is staged here and the files come from git log)."""
+    if staged == []:
+        return None  # the index is at HEAD and nothing was staged: nothing to commit
+    if staged is None:
+        git("add", "-A", cwd=path)
     try:
-        git(
-            "commit", "-q", "--no-verify", "-m", message[:2000] or "Agent Runner step", cwd=path,
-            config=COMMIT_CONFIG,
+        summary = git(
+            "commit", "--no-verify", "-m", message[:2000] or "Agent Runner step", cwd=path,
+            config=(*COMMIT_CONFIG, "core.abbrev=no"), english=True,
         )  # fmt: skip
     except GitError:
         if not git("diff", "--cached", "--name-only", cwd=path).strip():
             return None
         raise
+    first, _, rest = summary.partition("\n")
+    named, count = _SUMMARY_COMMIT.match(first), _SUMMARY_COUNT.match(rest)
+    if named and count and staged is not None and int(count.group(1)) == len(staged):
+        return named.group(1), staged
     sha, *changed = [
         line for line in git("log", "-1", "--format=%H", "--name-only", cwd=path).splitlines() if line
     ]
     return sha, changed
+
+
+def _staged(listing: str) -> list[str] | None:
+    """The paths `git add --verbose` staged, sorted as git lists them, or None when they may not be what
+    `git log --name-only` lists: a removal beside an addition may be a rename (listed once, by its new
+    name), and a name outside plain ASCII is quoted there."""
+    added: list[str] = []
+    removed: list[str] = []
+    for line in listing.splitlines():
+        if not line:
+            continue
+        match = _ADD_LINE.fullmatch(line)
+        if match is None or not _PLAIN_PATH.fullmatch(match.group(2)):
+            return None
+        (added if match.group(1) == "add" else removed).append(match.group(2))
+    if added and removed:
+        return None
+    return sorted(set(added or removed))
 
 
 def commits_since(path: str | Path, base: str) -> list[dict[str, str]]:

@@ -112,6 +112,7 @@ class LLMAgent:
     def __init__(self, client: LLMClient | None = None, profile: AgentProfile | None = None) -> None:
         self._client = client
         self.profile = profile
+        self.staging: workspace.Staging | None = None
 
     # -- entry point -----------------------------------------------------------------------------
     def execute(self, context: RunContext) -> dict[str, Any]:
@@ -147,6 +148,8 @@ class LLMAgent:
         finally:
             if self._client is None:
                 self.client.close()
+            if self.staging is not None:
+                self.staging.close()
 
     # -- workspace -------------------------------------------------------------------------------
     def _open_workspace(self) -> workspace.Worktree | None:
@@ -167,6 +170,7 @@ class LLMAgent:
                 base_commit=tree.base_commit,
             )  # fmt: skip
         self.state.setdefault("last_commit", tree.base_commit)
+        self.staging = workspace.Staging(tree.path, at_head=tree.created)
         return tree
 
     def _recover_landed_commit(self) -> None:
@@ -289,18 +293,24 @@ class LLMAgent:
             return self.tools.read_file(
                 arguments["path"], arguments.get("start_line"), arguments.get("end_line")
             )
-        if kind == "write_file":
-            return self.tools.write_file(arguments["path"], arguments["content"])
-        if kind == "replace_in_file":
-            return self.tools.replace_in_file(arguments["path"], arguments["old"], arguments["new"])
-        if kind == "delete_file":
+        if kind == "run_command":
+            if self.staging is not None:
+                self.staging.forget()
+            return self.tools.run_command(arguments["command"])
+        try:
+            if kind == "write_file":
+                return self.tools.write_file(arguments["path"], arguments["content"])
+            if kind == "replace_in_file":
+                return self.tools.replace_in_file(arguments["path"], arguments["old"], arguments["new"])
             return self.tools.delete_file(arguments["path"])
-        return self.tools.run_command(arguments["command"])
+        finally:
+            if self.staging is not None:
+                self.staging.changed()  # staged while the agent records it and asks for the next action
 
     def _step_done(self, action: dict[str, Any]) -> dict[str, Any] | None:
         plan, index = self.state["plan"], self.state["step"]
         message = f"{plan[index]}\n\n{action.get('summary', '')}".strip()
-        committed = None if self.tree is None else workspace.commit_all(self.tree.path, message)
+        committed = None if self.staging is None else self.staging.commit(message)
         sha, files = committed if committed else (None, [])
         return self._complete_step(sha, files, action.get("summary", ""), recovered=False)
 

@@ -213,6 +213,26 @@ def sleeping_in(root: Path) -> list[int]:
     return found
 
 
+def pause_after_first(run, event_type: EventType) -> None:
+    """Execute the run until an operator pauses it right after its first `event_type` event; resume it."""
+    import runs.execution as execution
+
+    original_record = execution.record_event
+
+    def pause_after(*args, **kwargs):
+        event = original_record(*args, **kwargs)
+        if args[1] == event_type:
+            lifecycle.apply_action(run.pk, Action.PAUSE, actor="alice")
+        return event
+
+    execution.record_event = pause_after
+    try:
+        assert execute_run(run.pk) == "interrupted: PAUSED"
+    finally:
+        execution.record_event = original_record
+    lifecycle.apply_action(run.pk, Action.RESUME, actor="alice")
+
+
 @pytest.mark.django_db
 def test_it_pauses_and_resumes_mid_plan_without_duplicate_commits(scripted_llm, make_run, project):
     script = [
@@ -222,23 +242,7 @@ def test_it_pauses_and_resumes_mid_plan_without_duplicate_commits(scripted_llm, 
     ]
     scripted_llm.queue(*script)
     run = make_run(options=LLM)
-    original_record = None
-
-    def pause_after_first_step(*args, **kwargs):
-        event = original_record(*args, **kwargs)
-        if args[1] == EventType.STEP_COMPLETED:
-            lifecycle.apply_action(run.pk, Action.PAUSE, actor="alice")
-        return event
-
-    import runs.execution as execution
-
-    original_record = execution.record_event
-    execution.record_event = pause_after_first_step
-    try:
-        assert execute_run(run.pk) == "interrupted: PAUSED"
-    finally:
-        execution.record_event = original_record
-    lifecycle.apply_action(run.pk, Action.RESUME, actor="alice")
+    pause_after_first(run, EventType.STEP_COMPLETED)
     scripted_llm.queue(
         {"action": "write_file", "path": "two.txt", "content": "2\n"},
         {"action": "step_done", "summary": "two"},
@@ -280,6 +284,80 @@ def test_it_commits_each_step_with_the_files_it_changed_and_none_for_a_step_that
     log = git(run.project.local_path, "log", "--format=%H", f"{run.base_commit}..{run.branch}").split()
     assert [s["commit"] for s in steps if s["commit"]] == log[::-1]
     assert run.checkpoint["last_commit"] == log[0]
+
+
+def step_files(run) -> list[tuple[list[str], list[str] | None]]:
+    """Each STEP_COMPLETED's files beside what `git log -1 --name-only` lists for its commit."""
+    steps = run.events.filter(type=T.STEP_COMPLETED).order_by("seq")
+    return [
+        (s.payload["files"], s.payload["commit"] and git(run.project.local_path, "log", "-1", "--format=",
+                                                          "--name-only", s.payload["commit"]).split("\n")[:-1])
+        for s in steps
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_it_records_the_files_of_each_commit_as_git_log_lists_them(scripted_llm, make_run):
+    same = "the same text\n"
+    scripted_llm.queue(
+        {"action": "plan", "steps": ["new", "unchanged", "renamed", "quoted", "reverted", "deleted"]},
+        {"action": "write_file", "path": "a.txt", "content": same},
+        {"action": "write_file", "path": "it's here.txt", "content": "q\n"},
+        {"action": "step_done"},
+        {"action": "write_file", "path": "a.txt", "content": same},  # rewritten as it was
+        {"action": "step_done"},
+        {"action": "write_file", "path": "b.txt", "content": same},
+        {"action": "delete_file", "path": "a.txt"},  # git log: a rename, listed by its new name
+        {"action": "step_done"},
+        {"action": "write_file", "path": "caf\u00e9.txt", "content": "c\n"},
+        {"action": "step_done"},
+        {"action": "replace_in_file", "path": "README.md", "old": "demo", "new": "changed"},
+        {"action": "write_file", "path": "c.txt", "content": "c\n"},
+        {"action": "replace_in_file", "path": "README.md", "old": "changed", "new": "demo"},
+        {"action": "step_done"},
+        {"action": "delete_file", "path": "c.txt"},
+        {"action": "step_done"},
+        {"action": "finish", "success": True, "summary": "done"},
+    )
+    run = make_run(options={**LLM, "max_steps": 30})
+    assert execute_run(run.pk) == "completed"
+    recorded = step_files(run)
+    assert [files for files, _ in recorded] == [
+        ["a.txt", "it's here.txt"], [], ["b.txt"], ['"caf\\303\\251.txt"'], ["c.txt"], ["c.txt"]
+    ]  # fmt: skip
+    assert all(files == logged for files, logged in recorded if logged is not None)
+    assert recorded[1][1] is None, "a step that changed nothing made no commit"
+
+
+@pytest.mark.django_db
+def test_it_commits_what_a_command_staged(scripted_llm, make_run, project):
+    project.allowed_commands = ["git mv"]
+    project.save()
+    scripted_llm.queue(
+        {"action": "plan", "steps": ["write", "move"]},
+        {"action": "write_file", "path": "a.txt", "content": "a\n"},
+        {"action": "step_done"},
+        {"action": "run_command", "command": "git mv a.txt b.txt"},  # staged by the command, not by us
+        {"action": "step_done"},
+        {"action": "finish", "success": True, "summary": "done"},
+    )
+    run = make_run(options=LLM)
+    assert execute_run(run.pk) == "completed"
+    recorded = step_files(run)
+    assert recorded == [(["a.txt"], ["a.txt"]), (["b.txt"], ["b.txt"])]
+
+
+@pytest.mark.django_db
+def test_it_commits_a_step_paused_after_its_write_once_resumed(scripted_llm, make_run):
+    scripted_llm.queue(
+        {"action": "plan", "steps": ["write"]},
+        {"action": "write_file", "path": "a.txt", "content": "a\n"},  # staged in the background
+    )
+    run = make_run(options=LLM)
+    pause_after_first(run, EventType.TOOL_CALL)
+    scripted_llm.queue({"action": "step_done"}, {"action": "finish", "success": True, "summary": "done"})
+    assert execute_run(run.pk) == "completed"
+    assert step_files(Run.objects.get(pk=run.pk)) == [(["a.txt"], ["a.txt"])]
 
 
 @pytest.mark.django_db
