@@ -4,11 +4,11 @@
 (status, lease, checkpoint). That UPDATE locks the run row until the transaction commits, so events of
 one run commit in `seq` order: a reader polling `seq > cursor` can never skip an event that commits late.
 
-Every step of every run passes through here, so an event costs two statements, `UPDATE ... RETURNING
-event_seq` and `INSERT ... RETURNING id`, written as SQL from the models' own field definitions. Building
-the same statements through the ORM's query compiler cost three times what the database spent on them
-(profiled: bench/throughput.py). Conditions are Q objects of plain lookups; changes are values or
-`F(field) + n` increments.
+Every step of every run passes through here, so a write costs two statements, `UPDATE ... RETURNING
+event_seq` and `INSERT ... RETURNING id, seq` (for one event or several recorded together), written as SQL
+from the models' own field definitions. Building the same statements through the ORM's query compiler
+cost three times what the database spent on them (profiled: bench/throughput.py). Conditions are Q
+objects of plain lookups; changes are values or `F(field) + n` increments.
 """
 
 from __future__ import annotations
@@ -51,13 +51,14 @@ def _column(name: str) -> tuple[str, Any]:
 # The statements' fixed parts. Column names in the variable parts come from the models' fields; values
 # are always parameters.
 _UPDATE = (
-    'UPDATE "runs_run" SET "event_seq" = "event_seq" + 1{assignments} '
+    'UPDATE "runs_run" SET "event_seq" = "event_seq" + %s{assignments} '
     'WHERE "id" = %s{where} RETURNING "event_seq"'
 )
 _INSERT = (
     'INSERT INTO "events_event" ("run_id", "seq", "type", "payload", "created_at") '
-    'VALUES (%s, %s, %s, %s, %s) RETURNING "id"'
+    'VALUES {rows} RETURNING "id", "seq"'
 )
+_INSERT_ROW = "(%s, %s, %s, %s, %s)"
 
 
 def _where(condition: Q, db: BaseDatabaseWrapper, sql: list[str], params: list[Any]) -> None:
@@ -121,30 +122,68 @@ def record_event(
 
     Returns None, writing nothing, when the run does not exist or does not match `condition`.
     """
+    written = record_events(run_id, [(event_type, payload)], condition=condition, changes=changes)
+    return written[0] if written else None
+
+
+def record_events(
+    run_id: int,
+    entries: list[tuple[EventType, dict[str, Any] | None]] | list[Event],
+    *,
+    condition: Q | None = None,
+    changes: dict[str, Any] | None = None,
+) -> list[Event] | None:
+    """Append several events to a run in one transaction of two statements: the UPDATE takes as many
+    numbers as there are events, one multi-row INSERT writes them. `entries` are (type, payload) pairs, or
+    unsaved Events of this run (which keep their created_at and get their seq and id here).
+
+    All or nothing: returns None, writing nothing, when the run does not exist or does not match
+    `condition`.
+    """
     db = connections[DEFAULT_DB_ALIAS]
+    events = [
+        entry if isinstance(entry, Event) else new_event(run_id, entry[0], entry[1]) for entry in entries
+    ]
+    if not events:
+        raise ValueError("record_events needs at least one event")
     assignments: list[str] = []
     where: list[str] = []
-    params: list[Any] = []
+    params: list[Any] = [len(events)]
     _assignments(changes or {}, db, assignments, params)
     params.append(run_id)
     if condition is not None:
         _where(condition, db, where, params)
-    payload = without_nul(payload or {})
-    event = Event(run_id=run_id, type=event_type, payload=payload, created_at=timezone.now())
     # Everything is prepared before the transaction: on SQLite it holds the one write lock.
-    values = [field.get_db_prep_save(getattr(event, field.attname), db) for field in _EVENT_FIELDS]
+    rows = [
+        [field.get_db_prep_save(getattr(event, field.attname), db) for field in _EVENT_FIELDS]
+        for event in events
+    ]
     update = _UPDATE.format(
         assignments="".join(f", {item}" for item in assignments),
         where="".join(f" AND {item}" for item in where),
     )
+    insert = _INSERT.format(rows=", ".join([_INSERT_ROW] * len(rows)))
     with transaction.atomic(using=db.alias, savepoint=False), db.cursor() as cursor:
         cursor.execute(update, params)
         row = cursor.fetchone()
         if row is None:
             return None
-        event.seq = values[1] = row[0]
-        cursor.execute(_INSERT, values)
-        event.pk = cursor.fetchone()[0]
-    event._state.adding = False
-    event._state.db = db.alias
-    return event
+        first = row[0] - len(events) + 1
+        values: list[Any] = []
+        for offset, event_row in enumerate(rows):
+            event_row[1] = first + offset
+            values.extend(event_row)
+        cursor.execute(insert, values)
+        ids = {seq: pk for pk, seq in cursor.fetchall()}  # RETURNING gives rows in no set order
+    for offset, event in enumerate(events):
+        event.seq = first + offset
+        event.pk = ids[event.seq]
+        event._state.adding = False
+        event._state.db = db.alias
+    return events
+
+
+def new_event(run_id: int, event_type: EventType, payload: dict[str, Any] | None = None) -> Event:
+    """An unsaved event, stamped now, for `record_events` to write (alone or with others)."""
+    payload = without_nul(payload or {})
+    return Event(run_id=run_id, type=event_type, payload=payload, created_at=timezone.now())

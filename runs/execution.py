@@ -2,23 +2,27 @@
 
 The agent talks to the run only through `RunContext`, which fences every write with the worker's lease,
 renews the lease while the agent works, and turns a pause or stop into `RunInterrupted` within
-`CONTROL_CHECK_SECONDS`.
+`CONTROL_CHECK_SECONDS`. Events an agent records at one moment, with nothing done between them, can be
+written together (`RunContext.batch`): one write instead of one per event, which on SQLite is what the
+workers queue for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 
 from config.errors import LeaseLost, RunInterrupted
 from events.models import Event, EventType
-from events.recorder import record_event
+from events.recorder import new_event, record_events
 from runs import lifecycle, selectors
 from runs.agents import get_agent
 from runs.models import Run, RunStatus
@@ -27,6 +31,7 @@ from runs.workflow import WorkflowWaiting
 logger = logging.getLogger(__name__)
 
 CONTROL_CHECK_SECONDS = 0.2
+BATCH_MAX_EVENTS = 100  # a batch is written once it holds this many, or is CONTROL_CHECK_SECONDS old
 
 
 def worker_identity() -> str:
@@ -41,6 +46,10 @@ class RunContext:
         self.owner = owner
         self._renewed_at = time.monotonic()
         self._checked_at = 0.0
+        self._batching = False
+        self._pending: list[Event] = []
+        self._pending_changes: dict[str, Any] = {}
+        self._pending_since = 0.0
 
     @property
     def run_id(self) -> int:
@@ -48,6 +57,7 @@ class RunContext:
 
     def check(self) -> None:
         """Raise RunInterrupted on pause or stop, LeaseLost when the run is no longer ours."""
+        self.flush()
         self._checked_at = time.monotonic()
         row = Run.objects.filter(pk=self.run_id).order_by().values_list("status", "lease_owner").first()
         if row is None or row[1] != self.owner:
@@ -60,23 +70,80 @@ class RunContext:
             self._renewed_at = self._checked_at
 
     def wait(self, seconds: float) -> None:
-        """Wait while staying responsive to pause and stop."""
+        """Wait while staying responsive to pause and stop (what was recorded before is written first)."""
+        if seconds > 0:
+            self.flush()
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             time.sleep(min(CONTROL_CHECK_SECONDS, remaining))
             self.check()
 
     def record(self, event_type: EventType, payload: dict[str, Any] | None = None, **changes: Any) -> Event:
-        """Record an agent event (and run-row changes such as the checkpoint) under the lease."""
-        event = record_event(
-            self.run_id, event_type, payload, condition=lifecycle.worker_fence(self.owner), changes=changes
-        )
-        if event is None:
-            self.check()
-            raise LeaseLost(f"run {self.run_id}: write refused for {self.owner}")
+        """Record an agent event (and run-row changes such as the checkpoint) under the lease. Inside
+        `batch()` the event gets its seq and id when the batch is written."""
+        event = new_event(self.run_id, event_type, payload)
+        if self._batching:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.append(event)
+            self._pending_changes.update(changes)
+            if len(self._pending) >= BATCH_MAX_EVENTS or (
+                time.monotonic() - self._pending_since >= CONTROL_CHECK_SECONDS
+            ):
+                self.flush()
+        else:
+            self._write([event], changes)
         for field, value in changes.items():
             setattr(self.run, field, value)
         return event
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Events recorded inside are written together, in one fenced write, when the block ends, when
+        the agent waits or checks for control, or once the batch is full or CONTROL_CHECK_SECONDS old.
+        Changes merge in order (the last value of a field wins); F() increments are not for batches."""
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the batch recorded so far, if any."""
+        if not self._pending:
+            return
+        events, changes = self._pending, self._pending_changes
+        self._pending, self._pending_changes = [], {}
+        self._write(events, changes)
+
+    def complete(self, summary: dict[str, Any]) -> str:
+        """Complete the run with the batch recorded so far written in the same statement. A pause or stop
+        that arrived after the last step wins: the batch is written alone (or refused, if stopped) and the
+        lease given back; a resumed run completes on its next claim."""
+        events, changes = self._pending, self._pending_changes
+        self._pending, self._pending_changes = [], {}
+        changed_files = bool(summary.get("commits"))
+        done = lifecycle.complete(
+            self.run_id, self.owner, summary, changed_files=changed_files, preceding=events,
+            preceding_changes=changes,
+        )  # fmt: skip
+        if done is not None:
+            return "completed"
+        if events:
+            self._write(events, changes)
+        lifecycle.release_lease(self.run_id, self.owner)
+        return "interrupted"
+
+    def _write(self, events: list[Event], changes: dict[str, Any]) -> None:
+        if record_events(self.run_id, events, condition=lifecycle.worker_fence(self.owner), changes=changes):
+            return
+        self._pending.clear()
+        self.check()
+        raise LeaseLost(f"run {self.run_id}: write refused for {self.owner}")
 
     def apply_directives(self) -> list[str]:
         """Apply each directive received since the last one applied, once each, in order."""
@@ -101,7 +168,10 @@ def execute_run(run_id: int) -> str:
         return "not claimed"
     context = RunContext(run, owner)
     try:
-        summary = get_agent(run).execute(context)
+        agent = get_agent(run)
+        with context.batch() if getattr(agent, "batch_events", False) else contextlib.nullcontext():
+            summary = agent.execute(context)
+            return context.complete(summary)
     except RunInterrupted as interrupted:
         lifecycle.release_lease(run_id, owner)
         return f"interrupted: {interrupted.status}"
@@ -115,8 +185,3 @@ def execute_run(run_id: int) -> str:
         logger.exception("run %s failed", run_id)
         lifecycle.fail(run_id, f"{type(exc).__name__}: {exc}", owner=owner)
         return "failed"
-    if lifecycle.complete(run_id, owner, summary, changed_files=bool(summary.get("commits"))) is None:
-        # A pause or stop arrived after the last step: it wins; a resumed run completes on its next claim.
-        lifecycle.release_lease(run_id, owner)
-        return "interrupted"
-    return "completed"

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from config.errors import InvalidTransition, NotFound
 from events.models import Event, EventType
-from events.recorder import record_event
+from events.recorder import new_event, record_event, record_events
 from runs import selectors
 from runs.models import ACTIVE_STATUSES, RUNNABLE_STATUSES, ReviewState, Run, RunStatus
 
@@ -170,24 +170,36 @@ def worker_fence(owner: str) -> Q:
 
 
 def complete(
-    run_id: int, owner: str, payload: dict[str, Any] | None = None, *, changed_files: bool = False
+    run_id: int,
+    owner: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    changed_files: bool = False,
+    preceding: list[Event] | None = None,
+    preceding_changes: dict[str, Any] | None = None,
 ) -> Event | None:
-    """Finish a run under its lease. A run that changed files waits for review (REVIEW_REQUESTED)."""
-    changes: dict[str, Any] = {"status": RunStatus.COMPLETED, "finished_at": timezone.now(), **_CLEARED_LEASE}
-    with transaction.atomic():
-        event = record_event(
-            run_id,
-            EventType.RUN_COMPLETED,
-            payload,
-            condition=Q(lease_owner=owner, status=RunStatus.RUNNING),
-            changes=changes,
-        )
-        if event is not None and changed_files:
-            pending = {"review_state": ReviewState.PENDING}
-            record_event(run_id, EventType.REVIEW_REQUESTED, {"files_changed": True}, changes=pending)
-    if event is not None:
-        _tell_integrations(run_id, EventType.RUN_COMPLETED, "Changes await review." if changed_files else "")
-    return event
+    """Finish a run under its lease. A run that changed files waits for review (REVIEW_REQUESTED).
+
+    `preceding` are the agent's last events, not yet written (with the run changes they bring): they are
+    written in the same statement, before RUN_COMPLETED, or, when the run cannot complete, not at all.
+    """
+    changes: dict[str, Any] = {
+        **(preceding_changes or {}),
+        "status": RunStatus.COMPLETED,
+        "finished_at": timezone.now(),
+        **_CLEARED_LEASE,
+    }
+    events = [*(preceding or []), new_event(run_id, EventType.RUN_COMPLETED, payload)]
+    if changed_files:
+        changes["review_state"] = ReviewState.PENDING
+        events.append(new_event(run_id, EventType.REVIEW_REQUESTED, {"files_changed": True}))
+    written = record_events(
+        run_id, events, condition=Q(lease_owner=owner, status=RunStatus.RUNNING), changes=changes
+    )
+    if written is None:
+        return None
+    _tell_integrations(run_id, EventType.RUN_COMPLETED, "Changes await review." if changed_files else "")
+    return written[len(preceding or [])]
 
 
 def fail(

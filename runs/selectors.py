@@ -1,21 +1,63 @@
 """Reads of runs shared by the API and the console, and the reads on the worker's hot path.
 
 The worker reads its run when it claims it, looks for new directives at every step boundary and finds the
-parent of a run that ends. Through the query compiler each of these cost 0.2-0.7 ms of CPU on a 2-core
-machine, three to twenty times what the same query costs through `Manager.raw()`, which still returns
-model instances with their fields converted (measured; bench/throughput.py). So those few are SQL.
+parent of a run that ends; the run page's poll reads the run's live fields and a page of events. Through
+the query compiler each of these cost 0.2-0.7 ms of CPU on a 2-core machine, and `Manager.raw()` still
+spent 0.15 ms of the 0.17 ms of a claim's read resolving the same 37 columns' converters and model
+(measured; bench/throughput.py). So those few are SQL, and their rows are converted with each field's
+converters, looked up once per column list and connection.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model, Q, QuerySet
 
 from events.models import Event
 from runs.models import Run
+
+Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
+
+
+@functools.lru_cache(maxsize=64)
+def _converters(
+    model: type[Model], names: tuple[str, ...], db: BaseDatabaseWrapper
+) -> list[tuple[int, Converter, Any]]:
+    """(column index, converter, column) for each converter the ORM would apply to these fields."""
+    columns = [model._meta.get_field(name).get_col(model._meta.db_table) for name in names]
+    return [
+        (index, converter, column)
+        for index, column in enumerate(columns)
+        for converter in db.ops.get_db_converters(column) + column.get_db_converters(db)
+    ]
+
+
+def _convert(rows: list[tuple[Any, ...]], model: type[Model], names: tuple[str, ...]) -> list[list[Any]]:
+    """Rows of these fields' columns, converted as the ORM converts them (JSON decoded, datetimes aware)."""
+    db = connections[DEFAULT_DB_ALIAS]  # this thread's connection: converters are bound to its backend
+    converters = _converters(model, names, db)
+    converted = []
+    for row in rows:
+        values = list(row)
+        for index, converter, column in converters:
+            values[index] = converter(values[index], column, db)
+        converted.append(values)
+    return converted
+
+
+def _select(model: type[Model], names: tuple[str, ...], sql: str, params: list[Any]) -> list[list[Any]]:
+    """Rows of `SELECT <names' columns> <sql>`, converted."""
+    columns = ", ".join(model._meta.get_field(name).column for name in names)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} {sql}", params)
+        rows = cursor.fetchall()
+    return _convert(rows, model, names)
 
 
 def run_list(
@@ -38,9 +80,13 @@ def run_list(
     return runs
 
 
+_RUN_FIELDS = tuple(field.attname for field in Run._meta.concrete_fields)
+
+
 def run_for_worker(run_id: int) -> Run | None:
     """The whole run row (its project is loaded when an agent asks for it)."""
-    return next(iter(Run.objects.raw("SELECT * FROM runs_run WHERE id = %s", [run_id])), None)
+    rows = _select(Run, _RUN_FIELDS, "FROM runs_run WHERE id = %s", [run_id])
+    return Run.from_db(connection.alias, _RUN_FIELDS, rows[0]) if rows else None
 
 
 # What the header of a run's page shows, for the poll that refreshes it: read without the query compiler.
@@ -50,26 +96,24 @@ LIVE_FIELDS = ("status", "error", "current_iteration", "options", "started_at", 
 
 def run_live(run_id: int) -> Run | None:
     """The run with only LIVE_FIELDS loaded (reading any other field costs a query of its own)."""
-    columns = ", ".join(Run._meta.get_field(name).column for name in LIVE_FIELDS)
-    rows = Run.objects.raw(f"SELECT id, {columns} FROM runs_run WHERE id = %s", [run_id])  # noqa: S608
-    return next(iter(rows), None)
+    names = ("id", *LIVE_FIELDS)
+    rows = _select(Run, names, "FROM runs_run WHERE id = %s", [run_id])
+    return Run.from_db(connection.alias, names, rows[0]) if rows else None
 
 
 def parent_id_of(run_id: int) -> int | None:
-    rows = Run.objects.raw("SELECT id, parent_id FROM runs_run WHERE id = %s", [run_id])
-    return next((row.parent_id for row in rows), None)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT parent_id FROM runs_run WHERE id = %s", [run_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def directives_after(run_id: int, seq: int) -> list[tuple[int, dict[str, Any]]]:
     """(seq, payload) of each DIRECTIVE_RECEIVED after `seq`, in order. The type is written into the SQL,
     not passed as a parameter, so that the database can use the partial index event_directives and never
     read the events between."""
-    rows = Event.objects.raw(
-        "SELECT id, seq, payload FROM events_event "
-        "WHERE run_id = %s AND type = 'DIRECTIVE_RECEIVED' AND seq > %s ORDER BY seq",
-        [run_id, seq],
-    )
-    return [(row.seq, row.payload) for row in rows]
+    sql = "FROM events_event WHERE run_id = %s AND type = 'DIRECTIVE_RECEIVED' AND seq > %s ORDER BY seq"
+    return [(row_seq, payload) for row_seq, payload in _select(Event, ("seq", "payload"), sql, [run_id, seq])]
 
 
 # seq, type, payload, created_at: the columns of the events API, converted as the ORM converts them.
@@ -100,17 +144,4 @@ def event_page(run_id: int, *, after: int, limit: int) -> list[EventRow] | None:
         return None
     if rows[0][0] is None:
         return []
-    # The converters the ORM would apply (JSON decoding; SQLite's datetimes made aware), field by field.
-    columns = [Event._meta.get_field(name).get_col(Event._meta.db_table) for name in EVENT_ROW_FIELDS]
-    converters = [
-        (index, converter, column)
-        for index, column in enumerate(columns)
-        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-    ]
-    page = []
-    for row in rows:
-        values = list(row)
-        for index, converter, column in converters:
-            values[index] = converter(values[index], column, connection)
-        page.append(tuple(values))
-    return page
+    return [tuple(values) for values in _convert(rows, Event, EVENT_ROW_FIELDS)]

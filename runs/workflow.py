@@ -97,6 +97,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 
 class WorkflowAgent:
+    batch_events = False  # each event is written before the call that follows it
     name = "workflow"
 
     def execute(self, context: RunContext) -> dict[str, Any]:

@@ -10,6 +10,11 @@ if TYPE_CHECKING:
 
 
 class Agent(Protocol):
+    # True for an agent whose events mostly come with nothing done between them: the worker then writes
+    # them in batches (RunContext.batch). An agent that calls out (LLM, tools, git) leaves it False (the
+    # default when absent), so that each event is visible before the call.
+    batch_events: bool
+
     def execute(self, context: RunContext) -> dict[str, Any]:
         """Work toward the run's goal; return the summary that goes into RUN_COMPLETED."""
         ...

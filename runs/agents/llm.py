@@ -107,6 +107,7 @@ def _commands_note(allowed: list[str]) -> str:
 
 
 class LLMAgent:
+    batch_events = False  # each event is written before the call that follows it
     name = "llm"
 
     def __init__(self, client: LLMClient | None = None, profile: AgentProfile | None = None) -> None:

@@ -27,6 +27,7 @@ class PipelineFailed(Exception):
 
 
 class PipelineAgent:
+    batch_events = False  # each event is written before the call that follows it
     name = "pipeline"
 
     def execute(self, context: RunContext) -> dict[str, Any]:

@@ -13,10 +13,14 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_STEPS = 3
 DEFAULT_STEP_SECONDS = 0.5
+PLANNING_MESSAGE = "Simple agent (no LLM): planning fixed steps for the goal."
 
 
 class SimpleAgent:
     name = "simple"
+    # Nothing happens between most of its events: they are written together (see RunContext.batch), the
+    # last ones with RUN_COMPLETED; a step's wait writes what came before it.
+    batch_events = True
 
     def execute(self, context: RunContext) -> dict[str, Any]:
         run = context.run
@@ -24,10 +28,7 @@ class SimpleAgent:
         step_seconds = float(run.options.get("step_seconds", DEFAULT_STEP_SECONDS))
         plan: list[str] = run.checkpoint.get("plan") or []
         if not plan:
-            context.record(
-                EventType.AGENT_THINKING,
-                {"agent": self.name, "message": "Simple agent (no LLM): planning fixed steps for the goal."},
-            )
+            context.record(EventType.AGENT_THINKING, {"agent": self.name, "message": PLANNING_MESSAGE})
             plan = [f"Step {n} of {max_steps} toward: {run.goal[:200]}" for n in range(1, max_steps + 1)]
             context.record(
                 EventType.PLAN_GENERATED,

@@ -5,16 +5,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('projects', '0003_integrations'),
-        ('runs', '0009_default_agent_profiles'),
+        ("projects", "0003_integrations"),
+        ("runs", "0009_default_agent_profiles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['status'], name='run_status'),
+            model_name="run",
+            index=models.Index(fields=["status"], name="run_status"),
         ),
     ]

@@ -123,3 +123,32 @@ def test_it_refuses_what_it_cannot_write_in_one_statement(make_run):
     with pytest.raises(ValueError, match=r"F\(field\) \+ n"):
         record_event(run.pk, EventType.AGENT_THINKING, changes={"attempt": F("attempt") * 2})
     assert Run.objects.get(pk=run.pk).event_seq == 1
+
+
+@pytest.mark.django_db
+def test_it_writes_several_events_in_one_statement_pair_all_or_nothing(make_run):
+    from django.test.utils import CaptureQueriesContext
+
+    from events.recorder import new_event, record_events
+
+    run = make_run()
+    early = new_event(run.pk, EventType.AGENT_THINKING, {"n": 1})
+    with CaptureQueriesContext(connection) as queries:
+        written = record_events(
+            run.pk, [early, (EventType.EXECUTING, {"n": "\x00"}), (EventType.STEP_COMPLETED, None)],
+            changes={"current_iteration": 1},
+        )  # fmt: skip
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert statements.count("UPDATE") == 1 and statements.count("INSERT") == 1
+    assert [event.seq for event in written] == [2, 3, 4]
+    assert written[0] is early
+    stored = list(run.events.order_by("seq").values_list("pk", "seq", "type", "payload", "created_at"))
+    assert stored[1:] == [(e.pk, e.seq, e.type, e.payload, e.created_at) for e in written]
+    assert stored[2][3] == {"n": "\ufffd"}
+    assert Run.objects.get(pk=run.pk).current_iteration == 1
+    refused = record_events(run.pk, [(EventType.EXECUTING, {}), (EventType.EXECUTING, {})],
+                            condition=Q(status=RunStatus.RUNNING))  # fmt: skip
+    assert refused is None
+    assert Run.objects.get(pk=run.pk).event_seq == 4 and run.events.count() == 4
+    with pytest.raises(ValueError, match="at least one"):
+        record_events(run.pk, [])

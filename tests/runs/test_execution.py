@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from config.errors import LeaseLost
+from config.errors import LeaseLost, RunInterrupted
 from events.models import Event, EventType
 from runs import execution, lifecycle, services
 from runs.execution import RunContext, execute_run
@@ -192,3 +192,88 @@ def test_it_finds_new_directives_without_reading_the_events_between(make_run):
             sql = queries.captured_queries[0]["sql"]
             plan = " ".join(str(row) for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "USING INDEX event_directives" in plan, plan
+
+
+def run_writes(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "runs_run"')]
+
+
+@pytest.mark.django_db
+def test_it_writes_a_simple_run_of_instant_steps_in_two_writes(make_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    run = make_run(options={"max_steps": 2, "step_seconds": 0})
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run(run.pk) == "completed"
+    assert len(run_writes(queries)) == 2  # the claim; then every event of the run with RUN_COMPLETED
+    assert types(run) == [
+        T.RUN_CREATED, T.RUN_STARTED, T.AGENT_THINKING, T.PLAN_GENERATED,
+        T.EXECUTING, T.STEP_COMPLETED, T.EXECUTING, T.STEP_COMPLETED, T.RUN_COMPLETED,
+    ]  # fmt: skip
+    assert list(run.events.values_list("seq", flat=True)) == list(range(1, 10))
+    run.refresh_from_db()
+    assert (run.status, run.current_iteration, run.event_seq) == (RunStatus.COMPLETED, 2, 9)
+    assert run.checkpoint["plan"] == [f"Step {n} of 2 toward: {run.goal}" for n in (1, 2)]
+    created = list(run.events.order_by("seq").values_list("created_at", flat=True))
+    assert created == sorted(created)  # each event keeps the time it was recorded
+
+
+@pytest.mark.django_db
+def test_it_writes_a_batch_before_it_waits_or_checks(make_run):
+    run = make_run()
+    context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
+    with context.batch():
+        context.record(T.AGENT_THINKING, {"n": 1})
+        context.record(T.EXECUTING, {"n": 2}, current_iteration=0)
+        assert types(run)[-1] == T.RUN_STARTED
+        context.wait(0.01)
+        assert types(run)[-2:] == [T.AGENT_THINKING, T.EXECUTING]
+        event = context.record(T.STEP_COMPLETED, {"n": 3}, current_iteration=1)
+        assert event.pk is None
+        context.check()
+        assert (event.seq, types(run)[-1]) == (5, T.STEP_COMPLETED)
+        context.record(T.EXECUTING, {"n": 4})
+    assert types(run)[-1] == T.EXECUTING  # leaving the block writes the rest
+    assert Run.objects.get(pk=run.pk).current_iteration == 1
+
+
+@pytest.mark.django_db
+def test_it_writes_a_batch_once_it_is_full_or_old(make_run, monkeypatch):
+    run = make_run()
+    context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
+    with context.batch():
+        for n in range(execution.BATCH_MAX_EVENTS):
+            context.record(T.COMMAND_OUTPUT, {"n": n})
+        assert run.events.filter(type=T.COMMAND_OUTPUT).count() == execution.BATCH_MAX_EVENTS
+        context.record(T.COMMAND_OUTPUT, {"n": "late"})
+        monkeypatch.setattr(execution.time, "monotonic", lambda: time.monotonic_ns() / 1e9 + 1)
+        context.record(T.COMMAND_OUTPUT, {"n": "later"})
+        assert run.events.filter(type=T.COMMAND_OUTPUT).count() == execution.BATCH_MAX_EVENTS + 2
+
+
+@pytest.mark.django_db
+def test_it_writes_a_paused_runs_last_batch_alone_and_gives_the_run_back(make_run):
+    run = make_run(options={"max_steps": 1, "step_seconds": 0})
+    context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
+    with context.batch():
+        context.record(T.STEP_COMPLETED, {"step": 1}, current_iteration=1)
+        lifecycle.apply_action(run.pk, Action.PAUSE, actor="alice")
+        assert context.complete({"steps": 1}) == "interrupted"
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner, run.current_iteration) == (RunStatus.PAUSED, None, 1)
+    assert types(run)[-2:] == [T.RUN_PAUSED, T.STEP_COMPLETED]
+    assert not run.events.filter(type=T.RUN_COMPLETED).exists()
+
+
+@pytest.mark.django_db
+def test_it_drops_a_stopped_runs_last_batch(make_run):
+    run = make_run(options={"max_steps": 1, "step_seconds": 0})
+    context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
+    with pytest.raises(RunInterrupted), context.batch():
+        context.record(T.STEP_COMPLETED, {"step": 1}, current_iteration=1)
+        stop_seq = lifecycle.apply_action(run.pk, Action.STOP, actor="alice").event_seq
+        context.complete({"steps": 1})
+    run.refresh_from_db()
+    assert (run.status, run.event_seq, run.current_iteration) == (RunStatus.STOPPED, stop_seq, 0)
+    assert types(run)[-1] == T.RUN_STOPPED

@@ -217,19 +217,19 @@ def pause_after_first(run, event_type: EventType) -> None:
     """Execute the run until an operator pauses it right after its first `event_type` event; resume it."""
     import runs.execution as execution
 
-    original_record = execution.record_event
+    original_record = execution.record_events
 
-    def pause_after(*args, **kwargs):
-        event = original_record(*args, **kwargs)
-        if args[1] == event_type:
+    def pause_after(run_id, events, **kwargs):
+        written = original_record(run_id, events, **kwargs)
+        if any(event.type == event_type for event in events):
             lifecycle.apply_action(run.pk, Action.PAUSE, actor="alice")
-        return event
+        return written
 
-    execution.record_event = pause_after
+    execution.record_events = pause_after
     try:
         assert execute_run(run.pk) == "interrupted: PAUSED"
     finally:
-        execution.record_event = original_record
+        execution.record_events = original_record
     lifecycle.apply_action(run.pk, Action.RESUME, actor="alice")
 
 
