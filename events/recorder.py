@@ -5,10 +5,11 @@
 one run commit in `seq` order: a reader polling `seq > cursor` can never skip an event that commits late.
 
 Every step of every run passes through here, so a write costs two statements, `UPDATE ... RETURNING
-event_seq` and `INSERT ... RETURNING id, seq` (for one event or several recorded together), written as SQL
-from the models' own field definitions. Building the same statements through the ORM's query compiler
-cost three times what the database spent on them (profiled: bench/throughput.py). Conditions are Q
-objects of plain lookups; changes are values or `F(field) + n` increments.
+event_seq` and `INSERT ... RETURNING id, seq` (for one event or several recorded together; on PostgreSQL
+one, the UPDATE being a CTE of the INSERT), written as SQL from the models' own field definitions.
+Building the same statements through the ORM's query compiler cost three times what the database spent
+on them (profiled: bench/throughput.py). Conditions are Q objects of plain lookups; changes are values or
+`F(field) + n` increments.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ _INSERT = (
     'VALUES {rows} RETURNING "id", "seq"'
 )
 _INSERT_ROW = "(%s, %s, %s, %s, %s)"
+_PG_WRITE = (
+    "WITH run AS ({update}) "
+    'INSERT INTO "events_event" ("run_id", "seq", "type", "payload", "created_at") '
+    "SELECT %s, run.event_seq - %s + entry.n, entry.type, entry.payload::jsonb, "
+    "entry.created_at::timestamptz "
+    'FROM run, (VALUES {rows}) AS entry (n, type, payload, created_at) RETURNING "id", "seq"'
+)
 
 
 def _where(condition: Q, db: BaseDatabaseWrapper, sql: list[str], params: list[Any]) -> None:
@@ -133,8 +141,8 @@ def record_events(
     condition: Q | None = None,
     changes: dict[str, Any] | None = None,
 ) -> list[Event] | None:
-    """Append several events to a run in one transaction of two statements: the UPDATE takes as many
-    numbers as there are events, one multi-row INSERT writes them. `entries` are (type, payload) pairs, or
+    """Append several events to a run in one write: the UPDATE takes as many numbers as there are events,
+    one multi-row INSERT writes them. `entries` are (type, payload) pairs, or
     unsaved Events of this run (which keep their created_at and get their seq and id here).
 
     All or nothing: returns None, writing nothing, when the run does not exist or does not match
@@ -162,19 +170,13 @@ def record_events(
         assignments="".join(f", {item}" for item in assignments),
         where="".join(f" AND {item}" for item in where),
     )
-    insert = _INSERT.format(rows=", ".join([_INSERT_ROW] * len(rows)))
-    with transaction.atomic(using=db.alias, savepoint=False), db.cursor() as cursor:
-        cursor.execute(update, params)
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        first = row[0] - len(events) + 1
-        values: list[Any] = []
-        for offset, event_row in enumerate(rows):
-            event_row[1] = first + offset
-            values.extend(event_row)
-        cursor.execute(insert, values)
-        ids = {seq: pk for pk, seq in cursor.fetchall()}  # RETURNING gives rows in no set order
+    if db.vendor == "postgresql":
+        ids = _write_in_one_statement(db, update, params, rows)
+    else:
+        ids = _write_in_one_transaction(db, update, params, rows)
+    if ids is None:
+        return None
+    first = min(ids)
     for offset, event in enumerate(events):
         event.seq = first + offset
         event.pk = ids[event.seq]
@@ -187,3 +189,37 @@ def new_event(run_id: int, event_type: EventType, payload: dict[str, Any] | None
     """An unsaved event, stamped now, for `record_events` to write (alone or with others)."""
     payload = without_nul(payload or {})
     return Event(run_id=run_id, type=event_type, payload=payload, created_at=timezone.now())
+
+
+def _write_in_one_transaction(
+    db: BaseDatabaseWrapper, update: str, params: list[Any], rows: list[list[Any]]
+) -> dict[int, int] | None:
+    """The UPDATE, then the INSERT with the numbers it gave; {seq: id}, or None when no run matched."""
+    with transaction.atomic(using=db.alias, savepoint=False), db.cursor() as cursor:
+        cursor.execute(update, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        first = row[0] - len(rows) + 1
+        values: list[Any] = []
+        for offset, event_row in enumerate(rows):
+            event_row[1] = first + offset
+            values.extend(event_row)
+        cursor.execute(_INSERT.format(rows=", ".join([_INSERT_ROW] * len(rows))), values)
+        return {seq: pk for pk, seq in cursor.fetchall()}  # RETURNING gives rows in no set order
+
+
+def _write_in_one_statement(
+    db: BaseDatabaseWrapper, update: str, params: list[Any], rows: list[list[Any]]
+) -> dict[int, int] | None:
+    """PostgreSQL: the UPDATE as a CTE that the INSERT numbers its rows from, one round trip instead of
+    four (BEGIN, UPDATE, INSERT, COMMIT). The UPDATE's row lock is held until the statement commits, so
+    the order of commits is the order of seq, as with two statements."""
+    values: list[Any] = [rows[0][0], len(rows)]
+    for offset, (_, _, event_type, payload, created_at) in enumerate(rows, start=1):
+        values.extend((offset, event_type, payload, created_at))
+    sql = _PG_WRITE.format(update=update, rows=", ".join(["(%s, %s, %s, %s)"] * len(rows)))
+    with db.cursor() as cursor:
+        cursor.execute(sql, [*params, *values])
+        written = cursor.fetchall()
+    return {seq: pk for pk, seq in written} if written else None

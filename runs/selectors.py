@@ -52,7 +52,8 @@ def _convert(rows: list[tuple[Any, ...]], model: type[Model], names: tuple[str, 
 
 
 def _select(model: type[Model], names: tuple[str, ...], sql: str, params: list[Any]) -> list[list[Any]]:
-    """Rows of `SELECT <names' columns> <sql>`, converted."""
+    """Rows of `SELECT <names' columns> <sql>`, converted. For Model.from_db(), `names` must be in the
+    model's field order."""
     columns = ", ".join(model._meta.get_field(name).column for name in names)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {columns} {sql}", params)
@@ -92,13 +93,14 @@ def run_for_worker(run_id: int) -> Run | None:
 # What the header of a run's page shows, for the poll that refreshes it: read without the query compiler.
 LIVE_FIELDS = ("status", "error", "current_iteration", "options", "started_at", "finished_at", "branch",
                "base_commit", "prompt_tokens", "completion_tokens")  # fmt: skip
+# In the model's field order, which is the order Model.from_db() gives values to fields in.
+_LIVE_COLUMNS = tuple(name for name in _RUN_FIELDS if name == "id" or name in LIVE_FIELDS)
 
 
 def run_live(run_id: int) -> Run | None:
     """The run with only LIVE_FIELDS loaded (reading any other field costs a query of its own)."""
-    names = ("id", *LIVE_FIELDS)
-    rows = _select(Run, names, "FROM runs_run WHERE id = %s", [run_id])
-    return Run.from_db(connection.alias, names, rows[0]) if rows else None
+    rows = _select(Run, _LIVE_COLUMNS, "FROM runs_run WHERE id = %s", [run_id])
+    return Run.from_db(connection.alias, _LIVE_COLUMNS, rows[0]) if rows else None
 
 
 def parent_id_of(run_id: int) -> int | None:

@@ -126,7 +126,7 @@ def test_it_refuses_what_it_cannot_write_in_one_statement(make_run):
 
 
 @pytest.mark.django_db
-def test_it_writes_several_events_in_one_statement_pair_all_or_nothing(make_run):
+def test_it_writes_several_events_in_one_write_all_or_nothing(make_run):
     from django.test.utils import CaptureQueriesContext
 
     from events.recorder import new_event, record_events
@@ -138,8 +138,11 @@ def test_it_writes_several_events_in_one_statement_pair_all_or_nothing(make_run)
             run.pk, [early, (EventType.EXECUTING, {"n": "\x00"}), (EventType.STEP_COMPLETED, None)],
             changes={"current_iteration": 1},
         )  # fmt: skip
-    statements = [q["sql"].split()[0] for q in queries.captured_queries]
-    assert statements.count("UPDATE") == 1 and statements.count("INSERT") == 1
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len([sql for sql in statements if 'UPDATE "runs_run"' in sql]) == 1
+    assert len([sql for sql in statements if 'INSERT INTO "events_event"' in sql]) == 1
+    if connection.vendor == "postgresql":
+        assert len(statements) == 1  # one round trip: the UPDATE is a CTE of the INSERT
     assert [event.seq for event in written] == [2, 3, 4]
     assert written[0] is early
     stored = list(run.events.order_by("seq").values_list("pk", "seq", "type", "payload", "created_at"))
