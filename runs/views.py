@@ -70,7 +70,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if request.GET.get("review") == ReviewState.PENDING:
         runs = runs.filter(review_state=ReviewState.PENDING)
         filters["review"] = ReviewState.PENDING
-    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    overview = _overview()
+    paginator = Paginator(runs, PAGE_SIZE)
+    if filters.keys() <= {"status"}:  # the counts per status already hold this list's length
+        counts = {value: n for value, _, n in overview["counts"]}
+        paginator.count = counts[filters["status"]] if filters else sum(counts.values())
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "page": page,
         "filters": filters,
@@ -79,7 +84,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "statuses": RunStatus.choices,
         "run_types": RunType.choices,
     }
-    context |= _overview()
+    context |= overview
     if request.htmx and request.htmx.target == "runs-table":
         return render(request, "runs/dashboard.html#refresh", context)
     context["form"] = RunCreateForm()

@@ -344,6 +344,24 @@ def test_it_paginates_the_runs_table_keeping_filters(logged_in, make_run):
 
 
 @pytest.mark.django_db
+def test_it_pages_all_runs_and_one_status_from_the_status_counts(logged_in, make_run):
+    for n in range(27):
+        run = make_run(goal=f"run {n}")
+        if n % 3 == 0:
+            lifecycle.apply_action(run.pk, lifecycle.Action.STOP, actor="alice")
+    for url, rows in (("/", 25), ("/?page=2", 2), ("/?status=STOPPED", 9), ("/?status=QUEUED", 18)):
+        with CaptureQueriesContext(connection) as queries:
+            page = text(logged_in.get(url))
+        assert page.count('<td data-label="Name">') == rows, url
+        counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+        assert len(counts) == 2, counts  # per status, and awaiting review: not the list's length again
+    assert "Page 2 of 2" in text(logged_in.get("/?page=2"))
+    with CaptureQueriesContext(connection) as queries:
+        assert text(logged_in.get("/?q=run+2")).count('<td data-label="Name">') == 8  # 2, 20-26
+    assert len([q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]) == 3
+
+
+@pytest.mark.django_db
 def test_it_links_admin_and_browsable_api_for_staff_only(client, alice):
     client.login(username="alice", password="alice-password-1")
     assert 'href="/admin/"' not in text(client.get("/")) and 'href="/docs"' in text(client.get("/"))
