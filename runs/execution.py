@@ -59,7 +59,7 @@ class RunContext:
         """Raise RunInterrupted on pause or stop, LeaseLost when the run is no longer ours."""
         self.flush()
         self._checked_at = time.monotonic()
-        row = Run.objects.filter(pk=self.run_id).order_by().values_list("status", "lease_owner").first()
+        row = selectors.run_control(self.run_id)
         if row is None or row[1] != self.owner:
             raise LeaseLost(f"run {self.run_id}: lease of {self.owner} is gone")
         if row[0] != RunStatus.RUNNING:

@@ -103,6 +103,13 @@ def run_live(run_id: int) -> Run | None:
     return Run.from_db(connection.alias, _LIVE_COLUMNS, rows[0]) if rows else None
 
 
+def run_control(run_id: int) -> tuple[str, str | None] | None:
+    """(status, lease_owner): what a working agent checks between its steps, several times a second."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status, lease_owner FROM runs_run WHERE id = %s", [run_id])
+        return cursor.fetchone()
+
+
 def parent_id_of(run_id: int) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT parent_id FROM runs_run WHERE id = %s", [run_id])

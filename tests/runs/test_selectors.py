@@ -56,3 +56,10 @@ def test_it_reads_directives_and_parents(make_run):
     assert selectors.parent_id_of(run.pk) == parent.pk
     assert selectors.parent_id_of(parent.pk) is None
     assert selectors.parent_id_of(999_999) is None
+
+
+@pytest.mark.django_db
+def test_it_reads_what_a_working_agent_checks(busy_run, make_run):
+    assert selectors.run_control(busy_run.pk) == ("RUNNING", "host:1:abc")
+    assert selectors.run_control(make_run().pk) == ("QUEUED", None)
+    assert selectors.run_control(999_999) is None
