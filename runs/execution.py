@@ -59,7 +59,17 @@ class RunContext:
         """Raise RunInterrupted on pause or stop, LeaseLost when the run is no longer ours."""
         self.flush()
         self._checked_at = time.monotonic()
-        row = selectors.run_control(self.run_id)
+        self._obey(selectors.run_control(self.run_id))
+
+    def check_and_apply_directives(self) -> list[str]:
+        """`check()`, then `apply_directives()`, from one read: what an agent does between its turns."""
+        self.flush()
+        self._checked_at = time.monotonic()
+        found = selectors.run_control_and_directives(self.run_id, self.run.directive_cursor)
+        self._obey(found[:2] if found else None)
+        return self._apply(found[2] if found else [])
+
+    def _obey(self, row: tuple[str, str | None] | None) -> None:
         if row is None or row[1] != self.owner:
             raise LeaseLost(f"run {self.run_id}: lease of {self.owner} is gone")
         if row[0] != RunStatus.RUNNING:
@@ -147,8 +157,10 @@ class RunContext:
 
     def apply_directives(self) -> list[str]:
         """Apply each directive received since the last one applied, once each, in order."""
+        return self._apply(selectors.directives_after(self.run_id, self.run.directive_cursor))
+
+    def _apply(self, pending: list[tuple[int, dict[str, Any]]]) -> list[str]:
         applied: list[str] = []
-        pending = selectors.directives_after(self.run_id, self.run.directive_cursor)
         for seq, payload in pending:
             text = payload.get("text", "")
             self.record(

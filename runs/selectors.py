@@ -110,6 +110,24 @@ def run_control(run_id: int) -> tuple[str, str | None] | None:
         return cursor.fetchone()
 
 
+def run_control_and_directives(
+    run_id: int, seq: int
+) -> tuple[str, str | None, list[tuple[int, dict[str, Any]]]] | None:
+    """`run_control` and `directives_after` in one statement: (status, lease_owner, directives)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.status, r.lease_owner, e.seq, e.payload FROM runs_run r LEFT JOIN events_event e ON "
+            "e.run_id = r.id AND e.type = 'DIRECTIVE_RECEIVED' AND e.seq > %s WHERE r.id = %s ORDER BY e.seq",
+            [seq, run_id],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    found = [(row[2], row[3]) for row in rows if row[2] is not None]
+    directives = [(found_seq, payload) for found_seq, payload in _convert(found, Event, ("seq", "payload"))]
+    return rows[0][0], rows[0][1], directives
+
+
 def parent_id_of(run_id: int) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT parent_id FROM runs_run WHERE id = %s", [run_id])

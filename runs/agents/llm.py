@@ -221,8 +221,7 @@ class LLMAgent:
 
     def _turn(self) -> dict[str, Any] | None:
         context = self.context
-        context.check()
-        for text in context.apply_directives():
+        for text in context.check_and_apply_directives():
             self._say("user", f"Operator directive (follow it; revise the plan if needed): {text}")
         if self.state["turns"] >= self.max_turns:
             raise LLMError(f"step budget exhausted: {self.max_turns} agent turns (options.max_steps) used")
