@@ -75,6 +75,7 @@ def test_it_reads_control_and_new_directives_in_one_statement(busy_run, django_a
     record_event(busy_run.pk, EventType.COMMAND_OUTPUT, {"text": "x"})
     services.send_directive(busy_run.pk, text="two \u2713", actor="alice")
     status, owner, found = selectors.run_control_and_directives(busy_run.pk, 0)
+    assert (status, owner) == ("RUNNING", "host:1:abc")
     assert [payload["text"] for _, payload in found] == ["one", "two \u2713"]
     assert found == selectors.directives_after(busy_run.pk, 0)
     assert selectors.run_control_and_directives(busy_run.pk, found[0][0])[2] == found[1:]
