@@ -29,7 +29,8 @@ from runs.models import Run
 _OPERATORS = {"exact": "= %s", "lt": "< %s", "lte": "<= %s", "gt": "> %s", "gte": ">= %s"}
 _RUN = Run._meta
 _EVENT = Event._meta
-_EVENT_FIELDS = [_EVENT.get_field(name) for name in ("run", "seq", "type", "payload", "created_at")]
+# run_id, seq and type go to the database as they are; these two are converted by their fields.
+_PAYLOAD, _CREATED = _EVENT.get_field("payload"), _EVENT.get_field("created_at")
 
 
 def without_nul(value: Any) -> Any:
@@ -163,9 +164,10 @@ def record_events(
         _where(condition, db, where, params)
     # Everything is prepared before the transaction: on SQLite it holds the one write lock.
     rows = [
-        [field.get_db_prep_save(getattr(event, field.attname), db) for field in _EVENT_FIELDS]
+        [event.run_id, 0, str(event.type), _PAYLOAD.get_db_prep_save(event.payload, db),
+         _CREATED.get_db_prep_save(event.created_at, db)]
         for event in events
-    ]
+    ]  # fmt: skip
     update = _UPDATE.format(
         assignments="".join(f", {item}" for item in assignments),
         where="".join(f" AND {item}" for item in where),
