@@ -124,18 +124,19 @@ class RunContext:
 
     def flush(self) -> None:
         """Write the batch recorded so far, if any."""
-        if not self._pending:
-            return
-        events, changes = self._pending, self._pending_changes
+        if self._pending:
+            self._write(*self._take_pending())
+
+    def _take_pending(self) -> tuple[list[Event], dict[str, Any]]:
+        taken = self._pending, self._pending_changes
         self._pending, self._pending_changes = [], {}
-        self._write(events, changes)
+        return taken
 
     def complete(self, summary: dict[str, Any]) -> str:
         """Complete the run with the batch recorded so far written in the same statement. A pause or stop
         that arrived after the last step wins: the batch is written alone (or refused, if stopped) and the
         lease given back; a resumed run completes on its next claim."""
-        events, changes = self._pending, self._pending_changes
-        self._pending, self._pending_changes = [], {}
+        events, changes = self._take_pending()
         changed_files = bool(summary.get("commits"))
         done = lifecycle.complete(
             self.run_id, self.owner, summary, changed_files=changed_files, preceding=events,
@@ -151,7 +152,6 @@ class RunContext:
     def _write(self, events: list[Event], changes: dict[str, Any]) -> None:
         if record_events(self.run_id, events, condition=lifecycle.worker_fence(self.owner), changes=changes):
             return
-        self._pending.clear()
         self.check()
         raise LeaseLost(f"run {self.run_id}: write refused for {self.owner}")
 
