@@ -77,12 +77,16 @@ def agent_runs(install: Installation, project_id: int) -> tuple[float, float]:
     from django.db.models import Max, Min
 
     from events.models import Event
+    from runs.models import Run, RunStatus
     from runs.services import create_run
 
     options = {"agent": "simple", "max_steps": 1, "step_seconds": 0}
     ids = [create_run(project_id=project_id, goal="throughput", run_options=options).pk for _ in range(COUNT)]
     events = Event.objects.filter(run_id__in=ids)
-    cpu = drain(install, lambda: events.filter(type="RUN_COMPLETED").count(), "runs")
+    # Watched through the status index (~0.6 ms a look): counting these runs' RUN_COMPLETED events reads
+    # the events table and cost ~8 ms of CPU each time, a third of a core taken from the cluster measured.
+    completed = Run.objects.filter(pk__range=(min(ids), max(ids)), status=RunStatus.COMPLETED)
+    cpu = drain(install, completed.count, "runs")
     first = events.filter(type="RUN_STARTED").aggregate(t=Min("created_at"))["t"]
     last = events.filter(type="RUN_COMPLETED").aggregate(t=Max("created_at"))["t"]
     return COUNT / (last - first).total_seconds(), cpu

@@ -45,7 +45,9 @@ class RunContext:
         self.run = run
         self.owner = owner
         self._renewed_at = time.monotonic()
-        self._checked_at = 0.0
+        # When the run's row was last read (the claim read it), and the last directive it had then.
+        self._checked_at = self._renewed_at
+        self._directive_seq = run.directive_seq
         self._batching = False
         self._pending: list[Event] = []
         self._pending_changes: dict[str, Any] = {}
@@ -58,18 +60,7 @@ class RunContext:
     def check(self) -> None:
         """Raise RunInterrupted on pause or stop, LeaseLost when the run is no longer ours."""
         self.flush()
-        self._checked_at = time.monotonic()
-        self._obey(selectors.run_control(self.run_id))
-
-    def check_and_apply_directives(self) -> list[str]:
-        """`check()`, then `apply_directives()`, from one read: what an agent does between its turns."""
-        self.flush()
-        self._checked_at = time.monotonic()
-        found = selectors.run_control_and_directives(self.run_id, self.run.directive_cursor)
-        self._obey(found[:2] if found else None)
-        return self._apply(found[2] if found else [])
-
-    def _obey(self, row: tuple[str, str | None] | None) -> None:
+        row = self._read_control()
         if row is None or row[1] != self.owner:
             raise LeaseLost(f"run {self.run_id}: lease of {self.owner} is gone")
         if row[0] != RunStatus.RUNNING:
@@ -78,6 +69,19 @@ class RunContext:
             if not lifecycle.renew_lease(self.run_id, self.owner):
                 raise LeaseLost(f"run {self.run_id}: lease of {self.owner} could not be renewed")
             self._renewed_at = self._checked_at
+
+    def check_and_apply_directives(self) -> list[str]:
+        """`check()`, then `apply_directives()`: what an agent does between its turns. One read when no
+        directive came."""
+        self.check()
+        return self.apply_directives()
+
+    def _read_control(self) -> tuple[str, str | None, int] | None:
+        row = selectors.run_control(self.run_id)
+        self._checked_at = time.monotonic()
+        if row is not None:
+            self._directive_seq = row[2]
+        return row
 
     def wait(self, seconds: float) -> None:
         """Wait while staying responsive to pause and stop (what was recorded before is written first)."""
@@ -140,7 +144,7 @@ class RunContext:
         changed_files = bool(summary.get("commits"))
         done = lifecycle.complete(
             self.run_id, self.owner, summary, changed_files=changed_files, preceding=events,
-            preceding_changes=changes,
+            preceding_changes=changes, parent_id=self.run.parent_id,
         )  # fmt: skip
         if done is not None:
             return "completed"
@@ -156,7 +160,13 @@ class RunContext:
         raise LeaseLost(f"run {self.run_id}: write refused for {self.owner}")
 
     def apply_directives(self) -> list[str]:
-        """Apply each directive received since the last one applied, once each, in order."""
+        """Apply each directive received since the last one applied, once each, in order. What the worker
+        last read of the run (when it claimed it or checked for control) says whether there are any, if
+        that is at most CONTROL_CHECK_SECONDS old: a directive is seen as soon as a pause or stop is."""
+        if time.monotonic() - self._checked_at > CONTROL_CHECK_SECONDS:
+            self._read_control()
+        if self._directive_seq <= self.run.directive_cursor:
+            return []
         return self._apply(selectors.directives_after(self.run_id, self.run.directive_cursor))
 
     def _apply(self, pending: list[tuple[int, dict[str, Any]]]) -> list[str]:
@@ -195,5 +205,5 @@ def execute_run(run_id: int) -> str:
         return "lease lost"
     except Exception as exc:  # the agent's failure is the run's failure, told in its events
         logger.exception("run %s failed", run_id)
-        lifecycle.fail(run_id, f"{type(exc).__name__}: {exc}", owner=owner)
+        lifecycle.fail(run_id, f"{type(exc).__name__}: {exc}", owner=owner, parent_id=run.parent_id)
         return "failed"

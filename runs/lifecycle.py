@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
+from types import EllipsisType
 from typing import Any
 
 from django.conf import settings
@@ -177,11 +178,13 @@ def complete(
     changed_files: bool = False,
     preceding: list[Event] | None = None,
     preceding_changes: dict[str, Any] | None = None,
+    parent_id: int | EllipsisType | None = ...,
 ) -> Event | None:
     """Finish a run under its lease. A run that changed files waits for review (REVIEW_REQUESTED).
 
     `preceding` are the agent's last events, not yet written (with the run changes they bring): they are
     written in the same statement, before RUN_COMPLETED, or, when the run cannot complete, not at all.
+    A worker that knows the run's parent passes `parent_id` (None: it has none); otherwise it is read.
     """
     changes: dict[str, Any] = {
         **(preceding_changes or {}),
@@ -198,14 +201,20 @@ def complete(
     )
     if written is None:
         return None
-    _tell_integrations(run_id, EventType.RUN_COMPLETED, "Changes await review." if changed_files else "")
+    detail = "Changes await review." if changed_files else ""
+    _tell_integrations(run_id, EventType.RUN_COMPLETED, detail, parent_id=parent_id)
     return written[len(preceding or [])]
 
 
 def fail(
-    run_id: int, reason: str, *, owner: str | None = None, details: dict[str, Any] | None = None
+    run_id: int,
+    reason: str,
+    *,
+    owner: str | None = None,
+    details: dict[str, Any] | None = None,
+    parent_id: int | EllipsisType | None = ...,
 ) -> Event | None:
-    """Fail a run that is still active (and, for a worker, still its own)."""
+    """Fail a run that is still active (and, for a worker, still its own); `parent_id` as for complete()."""
     condition = Q(status__in=ACTIVE_STATUSES)
     if owner is not None:
         condition &= Q(lease_owner=owner)
@@ -213,7 +222,7 @@ def fail(
     payload = {"reason": reason, **(details or {})}
     event = record_event(run_id, EventType.RUN_FAILED, payload, condition=condition, changes=changes)
     if event is not None:
-        _tell_integrations(run_id, EventType.RUN_FAILED, reason[:300])
+        _tell_integrations(run_id, EventType.RUN_FAILED, reason[:300], parent_id=parent_id)
     return event
 
 
@@ -303,12 +312,15 @@ def apply_review(
     return Run.objects.select_related("project", "created_by").get(pk=run_id)
 
 
-def _tell_integrations(run_id: int, event_type: EventType, detail: str = "") -> None:
+def _tell_integrations(
+    run_id: int, event_type: EventType, detail: str = "", *, parent_id: int | EllipsisType | None = ...
+) -> None:
     from runs import taiga
 
     taiga.report_on_commit(run_id, event_type, detail)
     if event_type in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_STOPPED):
-        parent_id = selectors.parent_id_of(run_id)
+        if parent_id is ...:
+            parent_id = selectors.parent_id_of(run_id)
         if parent_id:
             _enqueue_on_commit(parent_id)  # its workflow goes on (or fails) now
 

@@ -102,6 +102,8 @@ class Run(models.Model):
     # Counters owned by the event recorder and the directive queue.
     event_seq = models.PositiveIntegerField(default=0)
     directive_cursor = models.PositiveIntegerField(default=0, help_text="seq of the last applied directive.")
+    # Beside the status the worker checks anyway: it reads the directives only when there are new ones.
+    directive_seq = models.PositiveIntegerField(default=0, help_text="seq of the last received directive.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

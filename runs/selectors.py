@@ -1,11 +1,11 @@
 """Reads of runs shared by the API and the console, and the reads on the worker's hot path.
 
-The worker reads its run when it claims it, looks for new directives at every step boundary and finds the
-parent of a run that ends; the run page's poll reads the run's live fields and a page of events. Through
-the query compiler each of these cost 0.2-0.7 ms of CPU on a 2-core machine, and `Manager.raw()` still
-spent 0.15 ms of the 0.17 ms of a claim's read resolving the same 37 columns' converters and model
-(measured; bench/throughput.py). So those few are SQL, and their rows are converted with each field's
-converters, looked up once per column list and connection.
+The worker reads its run when it claims it, checks its status (and whether directives came) between
+steps and reads directives when some came; the run page's poll reads the run's live fields and a page of
+events. Through the query compiler each of these cost 0.2-0.7 ms of CPU on a 2-core machine, and
+`Manager.raw()` still spent 0.15 ms of the 0.17 ms of a claim's read resolving the same 37 columns'
+converters and model (measured; bench/throughput.py). So those few are SQL, and their rows are converted
+with each field's converters, looked up once per column list and connection.
 """
 
 from __future__ import annotations
@@ -103,29 +103,12 @@ def run_live(run_id: int) -> Run | None:
     return Run.from_db(connection.alias, _LIVE_COLUMNS, rows[0]) if rows else None
 
 
-def run_control(run_id: int) -> tuple[str, str | None] | None:
-    """(status, lease_owner): what a working agent checks between its steps, several times a second."""
+def run_control(run_id: int) -> tuple[str, str | None, int] | None:
+    """(status, lease_owner, directive_seq): what a working agent checks between its steps, several times a
+    second (it reads the directives themselves only when directive_seq is past the last one it applied)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT status, lease_owner FROM runs_run WHERE id = %s", [run_id])
+        cursor.execute("SELECT status, lease_owner, directive_seq FROM runs_run WHERE id = %s", [run_id])
         return cursor.fetchone()
-
-
-def run_control_and_directives(
-    run_id: int, seq: int
-) -> tuple[str, str | None, list[tuple[int, dict[str, Any]]]] | None:
-    """`run_control` and `directives_after` in one statement: (status, lease_owner, directives)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT r.status, r.lease_owner, e.seq, e.payload FROM runs_run r LEFT JOIN events_event e ON "
-            "e.run_id = r.id AND e.type = 'DIRECTIVE_RECEIVED' AND e.seq > %s WHERE r.id = %s ORDER BY e.seq",
-            [seq, run_id],
-        )
-        rows = cursor.fetchall()
-    if not rows:
-        return None
-    found = [(row[2], row[3]) for row in rows if row[2] is not None]
-    directives = [(found_seq, payload) for found_seq, payload in _convert(found, Event, ("seq", "payload"))]
-    return rows[0][0], rows[0][1], directives
 
 
 def parent_id_of(run_id: int) -> int | None:

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from config.errors import InvalidInput, InvalidTransition, NotFound
@@ -163,6 +163,7 @@ def send_directive(run_id: int, *, text: Any, actor: str | None = None) -> Event
         EventType.DIRECTIVE_RECEIVED,
         {"text": text, "actor": actor},
         condition=Q(status__in=ACTIVE_STATUSES),
+        changes={"directive_seq": F("event_seq") + 1},  # this event's seq: the UPDATE reads the old value
     )
     if event is None:
         status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()

@@ -220,6 +220,41 @@ def test_it_writes_a_simple_run_of_instant_steps_in_two_writes(make_run):
 
 
 @pytest.mark.django_db
+def test_it_reads_an_instant_run_once_and_its_parent_never(make_run):
+    """Claim read, claim write, completion write: no directive or parent read when the run row, read at
+    the claim, says there are none."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    run = make_run(options={"max_steps": 1, "step_seconds": 0})
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run(run.pk) == "completed"
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert len(reads) == 1, reads
+    assert "events_event" not in reads[0]
+
+
+@pytest.mark.django_db
+def test_it_sees_a_directive_as_soon_as_a_pause(make_run, monkeypatch):
+    """What the worker read of the run at most CONTROL_CHECK_SECONDS ago decides whether to read the
+    directives; an older view is read again first."""
+    run = make_run()
+    context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
+    assert context.apply_directives() == []
+    services.send_directive(run.pk, text="use tabs")
+    now = time.monotonic()
+    monkeypatch.setattr(execution.time, "monotonic", lambda: now + execution.CONTROL_CHECK_SECONDS / 2)
+    assert context.apply_directives() == []  # the claim's view is still fresh: applied at the next look
+    monkeypatch.setattr(execution.time, "monotonic", lambda: now + execution.CONTROL_CHECK_SECONDS * 2)
+    assert context.apply_directives() == ["use tabs"]
+    assert context.apply_directives() == []  # once
+    services.send_directive(run.pk, text="go slower")
+    assert context.check_and_apply_directives() == ["go slower"]  # a check reads the run anyway
+    applied = run.events.filter(type=T.DIRECTIVE_APPLIED).values_list("payload__text", flat=True)
+    assert list(applied) == ["use tabs", "go slower"]
+
+
+@pytest.mark.django_db
 def test_it_writes_a_batch_before_it_waits_or_checks(make_run):
     run = make_run()
     context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
