@@ -42,3 +42,8 @@ class RunInterrupted(Exception):
     def __init__(self, status: str) -> None:
         super().__init__(status)
         self.status = status
+
+
+class NotClaimed(Exception):
+    """The run's claim, written with the agent's first events, found the run taken by another worker, or
+    paused or stopped before it started: nothing of it was written, and the worker leaves."""

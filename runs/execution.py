@@ -4,7 +4,8 @@ The agent talks to the run only through `RunContext`, which fences every write w
 renews the lease while the agent works, and turns a pause or stop into `RunInterrupted` within
 `CONTROL_CHECK_SECONDS`. Events an agent records at one moment, with nothing done between them, can be
 written together (`RunContext.batch`): one write instead of one per event, which on SQLite is what the
-workers queue for.
+workers queue for. For such an agent the claim itself goes with its first batch: a run whose steps take
+no time is claimed, run and completed in one write.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from config.errors import LeaseLost, RunInterrupted
+from config.errors import LeaseLost, NotClaimed, RunInterrupted
 from events.models import Event, EventType
 from events.recorder import new_event, record_events
 from runs import lifecycle, selectors
@@ -41,9 +42,12 @@ def worker_identity() -> str:
 class RunContext:
     """The run as one leased worker sees it."""
 
-    def __init__(self, run: Run, owner: str) -> None:
+    def __init__(self, run: Run, owner: str, *, claim: lifecycle.Claim | None = None) -> None:
+        """`run` is claimed by `owner`, or `claim` is its claim, not yet written: it is written with the
+        first write of the agent's events (or its completion), and until then the run is not the worker's."""
         self.run = run
         self.owner = owner
+        self._claim = claim
         self._renewed_at = time.monotonic()
         # When the run's row was last read (the claim read it), and the last directive it had then.
         self._checked_at = self._renewed_at
@@ -126,9 +130,14 @@ class RunContext:
             self._batching = False
             self.flush()
 
+    @property
+    def claimed(self) -> bool:
+        """Whether the claim is written (the run is the worker's until its lease is lost)."""
+        return self._claim is None
+
     def flush(self) -> None:
-        """Write the batch recorded so far, if any."""
-        if self._pending:
+        """Write the batch recorded so far, if any, and the claim if it is not written yet."""
+        if self._pending or self._claim is not None:
             self._write(*self._take_pending())
 
     def _take_pending(self) -> tuple[list[Event], dict[str, Any]]:
@@ -141,23 +150,34 @@ class RunContext:
         that arrived after the last step wins: the batch is written alone (or refused, if stopped) and the
         lease given back; a resumed run completes on its next claim."""
         events, changes = self._take_pending()
+        claim, self._claim = self._claim, None
         changed_files = bool(summary.get("commits"))
         done = lifecycle.complete(
             self.run_id, self.owner, summary, changed_files=changed_files, preceding=events,
-            preceding_changes=changes, parent_id=self.run.parent_id,
+            preceding_changes=changes, parent_id=self.run.parent_id, claim=claim,
         )  # fmt: skip
         if done is not None:
             return "completed"
+        if claim is not None:
+            raise self._not_claimed()
         if events:
             self._write(events, changes)
         lifecycle.release_lease(self.run_id, self.owner)
         return "interrupted"
 
     def _write(self, events: list[Event], changes: dict[str, Any]) -> None:
+        if self._claim is not None:
+            claim, self._claim = self._claim, None
+            if not lifecycle.write_claim(claim, events, changes):
+                raise self._not_claimed()
+            return
         if record_events(self.run_id, events, condition=lifecycle.worker_fence(self.owner), changes=changes):
             return
         self.check()
         raise LeaseLost(f"run {self.run_id}: write refused for {self.owner}")
+
+    def _not_claimed(self) -> NotClaimed:
+        return NotClaimed(f"run {self.run_id}: taken, paused or stopped before {self.owner} wrote its claim")
 
     def apply_directives(self) -> list[str]:
         """Apply each directive received since the last one applied, once each, in order. What the worker
@@ -185,15 +205,21 @@ class RunContext:
 def execute_run(run_id: int) -> str:
     """Entry point of a worker task: returns what happened, for django-q2's result."""
     owner = worker_identity()
-    run = lifecycle.claim(run_id, owner)
-    if run is None:
+    claim = lifecycle.prepare_claim(run_id, owner)
+    if claim is None:
         return "not claimed"
-    context = RunContext(run, owner)
+    run = claim.run
+    context = RunContext(run, owner, claim=claim)
     try:
         agent = get_agent(run)
-        with context.batch() if getattr(agent, "batch_events", False) else contextlib.nullcontext():
-            summary = agent.execute(context)
-            return context.complete(summary)
+        if getattr(agent, "batch_events", False):
+            with context.batch():  # the claim is written with the first batch
+                summary = agent.execute(context)
+                return context.complete(summary)
+        context.flush()  # the claim, before an agent that calls out does anything
+        return context.complete(agent.execute(context))
+    except NotClaimed:
+        return "not claimed"
     except RunInterrupted as interrupted:
         lifecycle.release_lease(run_id, owner)
         return f"interrupted: {interrupted.status}"
@@ -205,5 +231,10 @@ def execute_run(run_id: int) -> str:
         return "lease lost"
     except Exception as exc:  # the agent's failure is the run's failure, told in its events
         logger.exception("run %s failed", run_id)
+        if not context.claimed:  # it failed before anything was written (an unknown agent, say)
+            try:
+                context.flush()
+            except NotClaimed:
+                return "not claimed"
         lifecycle.fail(run_id, f"{type(exc).__name__}: {exc}", owner=owner, parent_id=run.parent_id)
         return "failed"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from types import EllipsisType
@@ -110,11 +111,22 @@ def _apply_to_children(run_id: int, action: Action, actor: str | None) -> None:
             apply_action(child_id, action, actor=actor)
 
 
-def claim(run_id: int, owner: str) -> Run | None:
-    """Take the run for one worker. None when it is not runnable or another worker holds it.
+@dataclass
+class Claim:
+    """A worker's claim of a run, made from the row as read: `run` already shows the claim's changes, and
+    `write_claim` makes it real with one conditional write (with the events that follow it, for an agent
+    whose first events come at once). The condition compares `attempt`, which every claim increments, so
+    of two workers that read the same row only one claim is written."""
 
-    The row is read first, outside the transaction (the worker needs it anyway), and changed only if
-    nobody claimed it since: the condition compares `attempt`, which every claim increments."""
+    run: Run
+    condition: Q
+    changes: dict[str, Any]
+    started: Event  # RUN_STARTED, not yet written
+
+
+def prepare_claim(run_id: int, owner: str) -> Claim | None:
+    """Read the run (outside any transaction: the worker needs the row anyway) and prepare its claim; None
+    when it is not runnable or another worker holds it. Nothing is written."""
     run = selectors.run_for_worker(run_id)
     if run is None or run.status not in RUNNABLE_STATUSES or run.lease_owner is not None:
         return None
@@ -126,21 +138,44 @@ def claim(run_id: int, owner: str) -> Run | None:
         "attempt": run.attempt + 1,
         "started_at": run.started_at or now,
     }
-    event = record_event(
+    started = new_event(
         run_id,
         EventType.RUN_STARTED,
         {"worker": owner, "attempt": run.attempt + 1, "from_step": run.current_iteration + 1},
-        condition=Q(status__in=RUNNABLE_STATUSES, lease_owner__isnull=True, attempt=run.attempt),
-        changes=changes,
     )
-    if event is None:
-        return None
+    condition = Q(status__in=RUNNABLE_STATUSES, lease_owner__isnull=True, attempt=run.attempt)
     for field, value in changes.items():
         setattr(run, field, value)
-    run.event_seq = event.seq
-    if run.attempt == 1:
-        _tell_integrations(run_id, EventType.RUN_STARTED)
-    return run
+    return Claim(run, condition, changes, started)
+
+
+def write_claim(
+    claim: Claim, following: list[Event] | None = None, following_changes: dict[str, Any] | None = None
+) -> bool:
+    """Write the claim, with the events that `following` recorded after RUN_STARTED (and the run changes
+    they bring) in the same statement. False, writing nothing, when another worker claimed the run since it
+    was read, or an operator paused or stopped it."""
+    written = record_events(
+        claim.run.pk,
+        [claim.started, *(following or [])],
+        condition=claim.condition,
+        changes={**claim.changes, **(following_changes or {})},
+    )
+    if written is None:
+        return False
+    claim.run.event_seq = written[-1].seq
+    if claim.run.attempt == 1:
+        _tell_integrations(claim.run.pk, EventType.RUN_STARTED)
+    return True
+
+
+def claim(run_id: int, owner: str) -> Run | None:
+    """Take the run for one worker: `prepare_claim` and `write_claim`. None when it is not runnable or
+    another worker holds it."""
+    prepared = prepare_claim(run_id, owner)
+    if prepared is None or not write_claim(prepared):
+        return None
+    return prepared.run
 
 
 def renew_lease(run_id: int, owner: str) -> bool:
@@ -179,31 +214,35 @@ def complete(
     preceding: list[Event] | None = None,
     preceding_changes: dict[str, Any] | None = None,
     parent_id: int | EllipsisType | None = ...,
+    claim: Claim | None = None,
 ) -> Event | None:
     """Finish a run under its lease. A run that changed files waits for review (REVIEW_REQUESTED).
 
     `preceding` are the agent's last events, not yet written (with the run changes they bring): they are
     written in the same statement, before RUN_COMPLETED, or, when the run cannot complete, not at all.
+    A run whose `claim` is not written yet (an agent that finished before its first write) is claimed and
+    completed in that one statement, under the claim's condition.
     A worker that knows the run's parent passes `parent_id` (None: it has none); otherwise it is read.
     """
-    changes: dict[str, Any] = {
-        **(preceding_changes or {}),
-        "status": RunStatus.COMPLETED,
-        "finished_at": timezone.now(),
-        **_CLEARED_LEASE,
-    }
-    events = [*(preceding or []), new_event(run_id, EventType.RUN_COMPLETED, payload)]
+    condition = Q(lease_owner=owner, status=RunStatus.RUNNING)
+    changes: dict[str, Any] = {**(preceding_changes or {})}
+    events = [*(preceding or [])]
+    if claim is not None:
+        condition, changes, events = claim.condition, {**claim.changes, **changes}, [claim.started, *events]
+    changes.update(status=RunStatus.COMPLETED, finished_at=timezone.now(), **_CLEARED_LEASE)
+    completed_at = len(events)
+    events.append(new_event(run_id, EventType.RUN_COMPLETED, payload))
     if changed_files:
         changes["review_state"] = ReviewState.PENDING
         events.append(new_event(run_id, EventType.REVIEW_REQUESTED, {"files_changed": True}))
-    written = record_events(
-        run_id, events, condition=Q(lease_owner=owner, status=RunStatus.RUNNING), changes=changes
-    )
+    written = record_events(run_id, events, condition=condition, changes=changes)
     if written is None:
         return None
+    if claim is not None and claim.run.attempt == 1:
+        _tell_integrations(run_id, EventType.RUN_STARTED)
     detail = "Changes await review." if changed_files else ""
     _tell_integrations(run_id, EventType.RUN_COMPLETED, detail, parent_id=parent_id)
-    return written[len(preceding or [])]
+    return written[completed_at]
 
 
 def fail(

@@ -199,14 +199,14 @@ def run_writes(queries) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_it_writes_a_simple_run_of_instant_steps_in_two_writes(make_run):
+def test_it_claims_runs_and_completes_a_simple_run_of_instant_steps_in_one_write(make_run):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     run = make_run(options={"max_steps": 2, "step_seconds": 0})
     with CaptureQueriesContext(connection) as queries:
         assert execute_run(run.pk) == "completed"
-    assert len(run_writes(queries)) == 2  # the claim; then every event of the run with RUN_COMPLETED
+    assert len(run_writes(queries)) == 1  # the claim, every event of the run and RUN_COMPLETED
     assert types(run) == [
         T.RUN_CREATED, T.RUN_STARTED, T.AGENT_THINKING, T.PLAN_GENERATED,
         T.EXECUTING, T.STEP_COMPLETED, T.EXECUTING, T.STEP_COMPLETED, T.RUN_COMPLETED,
@@ -214,15 +214,83 @@ def test_it_writes_a_simple_run_of_instant_steps_in_two_writes(make_run):
     assert list(run.events.values_list("seq", flat=True)) == list(range(1, 10))
     run.refresh_from_db()
     assert (run.status, run.current_iteration, run.event_seq) == (RunStatus.COMPLETED, 2, 9)
+    assert (run.attempt, run.lease_owner, run.lease_expires_at) == (1, None, None)
+    assert run.started_at <= run.finished_at
     assert run.checkpoint["plan"] == [f"Step {n} of 2 toward: {run.goal}" for n in (1, 2)]
+    started = run.events.get(type=T.RUN_STARTED).payload
+    assert (started["attempt"], started["from_step"]) == (1, 1)
     created = list(run.events.order_by("seq").values_list("created_at", flat=True))
     assert created == sorted(created)  # each event keeps the time it was recorded
 
 
+class RacingAgent:
+    """The simple agent, with something happening to its run between the worker's read and its first
+    write: what a second worker or an operator can do in that gap."""
+
+    batch_events = True
+
+    def __init__(self, meanwhile) -> None:
+        self.meanwhile = meanwhile
+
+    def execute(self, context: RunContext) -> dict[str, Any]:
+        from runs.agents.simple import SimpleAgent
+
+        self.meanwhile(context.run_id)
+        return SimpleAgent().execute(context)
+
+
+@pytest.mark.django_db
+def test_it_writes_nothing_when_another_worker_claimed_the_run_before_its_first_write(make_run, monkeypatch):
+    run = make_run(options={"max_steps": 1, "step_seconds": 0})
+    monkeypatch.setattr(
+        execution, "get_agent", lambda run: RacingAgent(lambda pk: lifecycle.claim(pk, "worker-b"))
+    )
+    assert execute_run(run.pk) == "not claimed"
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner, run.attempt) == (RunStatus.RUNNING, "worker-b", 1)
+    assert types(run) == [T.RUN_CREATED, T.RUN_STARTED]
+    assert run.events.get(type=T.RUN_STARTED).payload["worker"] == "worker-b"
+
+
+@pytest.mark.django_db
+def test_it_writes_nothing_when_the_run_was_paused_before_its_first_write(make_run, monkeypatch):
+    run = make_run(options={"max_steps": 2, "step_seconds": 0.01})
+    pause = lambda pk: lifecycle.apply_action(pk, Action.PAUSE, actor="alice")  # noqa: E731
+    monkeypatch.setattr(execution, "get_agent", lambda run: RacingAgent(pause))
+    assert execute_run(run.pk) == "not claimed"  # its first write comes with the first step's wait
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner, run.attempt, run.started_at) == (RunStatus.PAUSED, None, 0, None)
+    assert types(run) == [T.RUN_CREATED, T.RUN_PAUSED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_shows_a_started_simple_run_before_its_first_step_ends(make_run):
+    run = make_run(options={"max_steps": 1, "step_seconds": 1.0})
+    worker = WorkerThread(run.pk)
+    worker.start()
+    wait_for(lambda: Run.objects.get(pk=run.pk).status == RunStatus.RUNNING, timeout=0.8)
+    assert types(run) == [T.RUN_CREATED, T.RUN_STARTED, T.AGENT_THINKING, T.PLAN_GENERATED, T.EXECUTING]
+    assert Run.objects.get(pk=run.pk).lease_owner is not None
+    worker.join(timeout=5)
+    assert worker.result == "completed"
+
+
+@pytest.mark.django_db
+def test_it_claims_a_run_whose_agent_cannot_be_made_and_fails_it(make_run):
+    run = make_run()
+    # Its agent profile was deleted after the run was queued.
+    Run.objects.filter(pk=run.pk).update(options={**run.options, "agent": "no-such-profile"})
+    assert execute_run(run.pk) == "failed"
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner, run.attempt) == (RunStatus.FAILED, None, 1)
+    assert types(run) == [T.RUN_CREATED, T.RUN_STARTED, T.RUN_FAILED]
+    assert "no-such-profile" in run.error
+
+
 @pytest.mark.django_db
 def test_it_reads_an_instant_run_once_and_its_parent_never(make_run):
-    """Claim read, claim write, completion write: no directive or parent read when the run row, read at
-    the claim, says there are none."""
+    """Claim read, then one write: no directive or parent read when the run row, read at the claim, says
+    there are none."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
