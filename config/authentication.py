@@ -1,4 +1,5 @@
-"""API token authentication: DRF's, with the token's user read in one SQL statement.
+"""Who is asking: the API's token (DRF's authentication) and the console's session user (Django's model
+backend), each with the user read in one SQL statement.
 
 Its own module because DRF imports the authentication classes while `rest_framework.views` is still
 loading, which config.api imports.
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import backends, get_user_model
 from django.db import DEFAULT_DB_ALIAS
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
+
+from config.rows import field_names, instances
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -36,3 +39,15 @@ class TokenAuthentication(authentication.TokenAuthentication):
         token = Token.from_db(DEFAULT_DB_ALIAS, ["key", "user_id"], [key, user.pk])
         token.user = user
         return user, token
+
+
+class ModelBackend(backends.ModelBackend):
+    """Django's model backend; the user of a console session is read as SQL. Every console request loads
+    it: through the query compiler `get(pk=...)` cost ~0.2 ms of CPU, about a tenth of a run page's poll
+    (measured; bench/load.py). Passwords, permissions and the checks on the user stay Django's."""
+
+    def get_user(self, user_id: Any) -> Any:
+        model = get_user_model()
+        table, pk = model._meta.db_table, model._meta.pk.column
+        found = instances(model, field_names(model), f"FROM {table} WHERE {pk} = %s", [user_id])
+        return found[0] if found and self.user_can_authenticate(found[0]) else None

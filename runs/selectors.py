@@ -4,61 +4,20 @@ The worker reads its run when it claims it, checks its status (and whether direc
 steps and reads directives when some came; the run page's poll reads the run's live fields and a page of
 events. Through the query compiler each of these cost 0.2-0.7 ms of CPU on a 2-core machine, and
 `Manager.raw()` still spent 0.15 ms of the 0.17 ms of a claim's read resolving the same 37 columns'
-converters and model (measured; bench/throughput.py). So those few are SQL, and their rows are converted
-with each field's converters, looked up once per column list and connection.
+converters and model (measured; bench/throughput.py). So those few are SQL, read through `config.rows`.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model, Q, QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 
+from config.rows import convert, field_names, instances, select
 from events.models import Event
 from runs.models import Run
-
-Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
-
-
-@functools.lru_cache(maxsize=64)
-def _converters(
-    model: type[Model], names: tuple[str, ...], db: BaseDatabaseWrapper
-) -> list[tuple[int, Converter, Any]]:
-    """(column index, converter, column) for each converter the ORM would apply to these fields."""
-    columns = [model._meta.get_field(name).get_col(model._meta.db_table) for name in names]
-    return [
-        (index, converter, column)
-        for index, column in enumerate(columns)
-        for converter in db.ops.get_db_converters(column) + column.get_db_converters(db)
-    ]
-
-
-def _convert(rows: list[tuple[Any, ...]], model: type[Model], names: tuple[str, ...]) -> list[list[Any]]:
-    """Rows of these fields' columns, converted as the ORM converts them (JSON decoded, datetimes aware)."""
-    db = connections[DEFAULT_DB_ALIAS]  # this thread's connection: converters are bound to its backend
-    converters = _converters(model, names, db)
-    converted = []
-    for row in rows:
-        values = list(row)
-        for index, converter, column in converters:
-            values[index] = converter(values[index], column, db)
-        converted.append(values)
-    return converted
-
-
-def _select(model: type[Model], names: tuple[str, ...], sql: str, params: list[Any]) -> list[list[Any]]:
-    """Rows of `SELECT <names' columns> <sql>`, converted. For Model.from_db(), `names` must be in the
-    model's field order."""
-    columns = ", ".join(model._meta.get_field(name).column for name in names)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} {sql}", params)
-        rows = cursor.fetchall()
-    return _convert(rows, model, names)
 
 
 def run_list(
@@ -81,13 +40,13 @@ def run_list(
     return runs
 
 
-_RUN_FIELDS = tuple(field.attname for field in Run._meta.concrete_fields)
+_RUN_FIELDS = field_names(Run)
 
 
 def run_for_worker(run_id: int) -> Run | None:
     """The whole run row (its project is loaded when an agent asks for it)."""
-    rows = _select(Run, _RUN_FIELDS, "FROM runs_run WHERE id = %s", [run_id])
-    return Run.from_db(connection.alias, _RUN_FIELDS, rows[0]) if rows else None
+    found = instances(Run, _RUN_FIELDS, "FROM runs_run WHERE id = %s", [run_id])
+    return found[0] if found else None
 
 
 # What the header of a run's page shows, for the poll that refreshes it: read without the query compiler.
@@ -99,8 +58,8 @@ _LIVE_COLUMNS = tuple(name for name in _RUN_FIELDS if name == "id" or name in LI
 
 def run_live(run_id: int) -> Run | None:
     """The run with only LIVE_FIELDS loaded (reading any other field costs a query of its own)."""
-    rows = _select(Run, _LIVE_COLUMNS, "FROM runs_run WHERE id = %s", [run_id])
-    return Run.from_db(connection.alias, _LIVE_COLUMNS, rows[0]) if rows else None
+    found = instances(Run, _LIVE_COLUMNS, "FROM runs_run WHERE id = %s", [run_id])
+    return found[0] if found else None
 
 
 def run_control(run_id: int) -> tuple[str, str | None, int] | None:
@@ -123,7 +82,16 @@ def directives_after(run_id: int, seq: int) -> list[tuple[int, dict[str, Any]]]:
     not passed as a parameter, so that the database can use the partial index event_directives and never
     read the events between."""
     sql = "FROM events_event WHERE run_id = %s AND type = 'DIRECTIVE_RECEIVED' AND seq > %s ORDER BY seq"
-    return [(row_seq, payload) for row_seq, payload in _select(Event, ("seq", "payload"), sql, [run_id, seq])]
+    return [(row_seq, payload) for row_seq, payload in select(Event, ("seq", "payload"), sql, [run_id, seq])]
+
+
+_EVENT_FIELDS = field_names(Event)
+
+
+def events_after(run_id: int, after: int, limit: int) -> list[Event]:
+    """The run's events with seq > `after`, in order, at most `limit`: what the run page's poll shows."""
+    sql = "FROM events_event WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    return instances(Event, _EVENT_FIELDS, sql, [run_id, after, limit])
 
 
 # seq, type, payload, created_at: the columns of the events API, converted as the ORM converts them.
@@ -154,4 +122,4 @@ def event_page(run_id: int, *, after: int, limit: int) -> list[EventRow] | None:
         return None
     if rows[0][0] is None:
         return []
-    return [tuple(values) for values in _convert(rows, Event, EVENT_ROW_FIELDS)]
+    return [tuple(values) for values in convert(rows, Event, EVENT_ROW_FIELDS)]

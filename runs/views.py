@@ -215,7 +215,7 @@ def run_events(request: HttpRequest, run_id: int) -> HttpResponse:
     if run is None:
         raise Http404(f"Run {run_id} does not exist.")
     after = int(request.GET["after"]) if request.GET.get("after", "").isdigit() else 0
-    events = list(Event.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:EVENT_WINDOW])
+    events = selectors.events_after(run_id, after, EVENT_WINDOW)
     phase = live_phase(run)
     header = request.GET.get("phase") != phase and (bool(events) or "phase" in request.GET)
     if header:
