@@ -133,9 +133,13 @@ class Installation:
         self.processes.append(process)
         return process
 
-    def start_web(self, workers: int = 2, threads: int = 4, log: Path | None = None) -> str:
-        """gunicorn (gthread) on a free port; with `log`, its error log and, as `make run` has, its access
-        log go to that file."""
+    def start_web(self, log: Path | None = None) -> str:
+        """gunicorn (gthread) on a free port, with the processes and threads `manage.py serve` gives it; with
+        `log`, its error log and, as `make run` has, its access log go to that file."""
+        django_setup(self)
+        from django.conf import settings
+
+        workers, threads = settings.WEB_CONCURRENCY, settings.WEB_THREADS
         port = free_port()
         access_log = ["--access-logfile", "-"] if log is not None else []
         self.spawn(

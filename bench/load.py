@@ -4,9 +4,9 @@ last response gave it: GET /runs/<id>/events/?after=<cursor>&phase=<header state
 every 1.5 s after each response, spread over BENCH_LOAD_RUNS
 (default 20) simple-agent runs that execute throughout (started through the API, one worker slot each), for
 BENCH_LOAD_SECONDS (default 60) after a warm-up in which the operators open their run pages. gunicorn and the
-qcluster are started as `make run` starts them (gthread, WEB_CONCURRENCY x WEB_THREADS, access log on, with
-the request time added to its format). The operators are a separate process on 127.0.0.1 (`load.py
-operators`: asyncio + httpx), steered over its stdin and stdout. An error is a transport error or a non-2xx
+qcluster are started as `make run` starts them (gthread, WEB_CONCURRENCY x WEB_THREADS processes and
+threads, access log on, with the request time added to its format). The operators are a separate process on 127.0.0.1 (`load.py
+operators`: asyncio, one keep-alive HTTP/1.1 connection per operator), steered over its stdin and stdout. An error is a transport error or a non-2xx
 response (286, htmx's "stop polling", is a success that ends that operator's polling).
 Target: 0 errors, p99 <= 100 ms, no "database is locked" (nor a traceback or a 5xx) in the logs."""
 
@@ -23,12 +23,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
 
 from bench.harness import PYTHON, Installation, django_setup, percentile, report, summary
 
@@ -37,12 +38,11 @@ SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "60"))
 WARMUP_SECONDS = min(10.0, SECONDS / 2)
 OPERATORS = int(os.environ.get("BENCH_LOAD_OPERATORS", "200"))
 RUNS = int(os.environ.get("BENCH_LOAD_RUNS", "20"))
-WEB_WORKERS = int(os.environ.get("WEB_CONCURRENCY", "2"))  # serve.py's defaults
-WEB_THREADS = int(os.environ.get("WEB_THREADS", "4"))
 POLL_SECONDS = 1.5  # hx-trigger="every 1500ms" on the run page's #poller
 STEP_SECONDS = 0.5
 STOP_POLLING = 286  # htmx: stop polling (runs/views.py returns it once a finished run has nothing new)
 TARGET_P99_MS = 100
+TIMEOUT_SECONDS = 10.0
 CURSOR = re.compile(r'id="poller"[^>]*\sdata-cursor="(\d+)"')
 POLL_URL = re.compile(r'id="poller"[^>]*\shx-get="([^"]+)"')  # what the page's htmx poller asks for next
 ACCESS_STATUS = re.compile(r'HTTP/[\d.]+" (\d{3}) ')
@@ -55,34 +55,102 @@ POLL_TIME = re.compile(r'"GET /runs/\d+/events/\?after=\S* HTTP.* (\d+)$', re.MU
 # --- The load generator (its own process) --------------------------------------------------------------
 
 
+class TransportError(Exception):
+    """The connection failed: refused, reset, closed without a whole response, or too slow (10 s)."""
+
+
+@dataclass
+class Response:
+    status_code: int
+    text: str
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as a browser tab keeps one, on asyncio streams: a GET written, its
+    response read (Content-Length or chunked body), cookies kept as a browser keeps this host's. httpx cost
+    the generator ~2.3 ms of CPU per request (0.3 of the 2 cores), and a burst of responses then queued in its
+    one event loop, adding its own delay to the latencies measured; this costs a small fraction of that."""
+
+    def __init__(self, url: str) -> None:
+        address = urlsplit(url)
+        self.host, self.port = address.hostname or "127.0.0.1", address.port or 80
+        self.cookies: dict[str, str] = {}
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.streams is not None
+
+    async def get(self, path: str, headers: dict[str, str]) -> Response:
+        try:
+            return await asyncio.wait_for(self._get(path, headers), TIMEOUT_SECONDS)
+        except (OSError, EOFError, ValueError, TimeoutError) as error:  # IncompleteReadError is an EOFError
+            self.close()
+            raise TransportError(type(error).__name__) from error
+
+    async def _get(self, path: str, headers: dict[str, str]) -> Response:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        lines = [f"GET {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "User-Agent: agent-runner-bench"]
+        if self.cookies:
+            lines.append("Cookie: " + "; ".join(f"{name}={value}" for name, value in self.cookies.items()))
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        fields = [line.partition(":") for line in head[1:] if line]
+        response_headers = {name.strip().lower(): value.strip() for name, _, value in fields}
+        for name, _, value in fields:
+            if name.strip().lower() == "set-cookie":
+                cookie, _, _ = value.strip().partition(";")
+                key, _, cookie_value = cookie.partition("=")
+                self.cookies[key.strip()] = cookie_value.strip()
+        if response_headers.get("transfer-encoding", "").lower() == "chunked":
+            body = bytearray()
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                body += await reader.readexactly(size)
+                await reader.readexactly(2)
+            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                pass
+        elif "content-length" in response_headers:
+            body = await reader.readexactly(int(response_headers["content-length"]))
+        else:
+            body = await reader.read()  # the body ends with the connection
+            response_headers["connection"] = "close"
+        if response_headers.get("connection", "").lower() == "close":
+            self.close()
+        return Response(status, body.decode())
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
 class Operator:
     """One browser tab on a run page: its own session cookie and its own cursor (after=<last seq seen>)."""
 
     def __init__(self, url: str) -> None:
-        self.client = httpx.AsyncClient(base_url=url, timeout=10)
+        self.connection = Connection(url)
         self.url = url
         self.resent = 0
 
-    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
         """GET; sent again once when it failed on a reused keep-alive connection that the server had just
         closed (reset, or closed without a response), as browsers do (RFC 9112, 9.3.1). Counted, not hidden;
         a failure on a fresh connection is an error."""
-        fresh = False
-
-        async def trace(name: str, info: dict[str, Any]) -> None:
-            nonlocal fresh
-            fresh = fresh or name.startswith("connection.connect_tcp")
-
+        reused = self.connection.is_open
         try:
-            return await self.client.get(path, extensions={"trace": trace}, **kwargs)
-        except (httpx.RemoteProtocolError, httpx.ReadError):
-            if fresh:
+            return await self.connection.get(path, headers or {})
+        except TransportError:
+            if not reused:
                 raise
             self.resent += 1
-            return await self.client.get(path, **kwargs)
+            return await self.connection.get(path, headers or {})
 
     def use_session(self, session_key: str) -> None:
-        self.client.cookies.set("sessionid", session_key)
+        self.connection.cookies["sessionid"] = session_key
 
     async def poll(self, run_id: int, measure_from: float, stop_at: float, stats: dict[str, Any]) -> None:
         """Open the run page at some moment of the warm-up, then poll as its #poller does until stop_at;
@@ -92,7 +160,7 @@ class Operator:
             page = await self.get(f"/runs/{run_id}/")
             cursor = int(CURSOR.search(page.text).group(1)) if page.status_code == 200 else None
             poll_url = html.unescape(POLL_URL.search(page.text).group(1)) if cursor is not None else ""
-        except (httpx.HTTPError, AttributeError) as error:
+        except (TransportError, AttributeError) as error:
             page, cursor = error, None
         if cursor is None:
             stats["errors"][f"run page: {getattr(page, 'status_code', type(page).__name__)}"] += 1
@@ -100,7 +168,7 @@ class Operator:
         # htmx's headers for the poller's request, plus the X-CSRFToken hx-headers puts on every request.
         headers = {"HX-Request": "true", "HX-Trigger": "poller", "HX-Target": "event-log",
                    "HX-Current-URL": f"{self.url}/runs/{run_id}/",
-                   "X-CSRFToken": self.client.cookies.get("csrftoken", "")}  # fmt: skip
+                   "X-CSRFToken": self.connection.cookies.get("csrftoken", "")}  # fmt: skip
         await asyncio.sleep(POLL_SECONDS)
         while time.monotonic() < stop_at:
             measured = time.monotonic() >= measure_from
@@ -108,8 +176,8 @@ class Operator:
             sent = time.perf_counter()
             try:
                 response = await self.get(poll_url, headers=headers)
-            except httpx.HTTPError as error:
-                stats["errors"][type(error).__name__] += 1
+            except TransportError as error:
+                stats["errors"][f"transport: {error}"] += 1
             else:
                 if measured:
                     stats["latencies"].append(time.perf_counter() - sent)
@@ -130,7 +198,7 @@ class Operator:
             await asyncio.sleep(POLL_SECONDS)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        self.connection.close()
 
 
 async def loop_lag(measure_from: float, stop_at: float, lags: list[float]) -> None:
@@ -276,7 +344,7 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
 
 def measure(install: Installation) -> dict[str, Any]:
     web_log, worker_log = install.root / "web.log", install.root / "worker.log"
-    install.start_web(workers=WEB_WORKERS, threads=WEB_THREADS, log=web_log)
+    install.start_web(log=web_log)
     web = install.processes[-1]
     install.start_workers(log=worker_log)
     generator = subprocess.Popen(
@@ -319,7 +387,10 @@ def measure(install: Installation) -> dict[str, Any]:
         if generator.poll() is None:
             generator.kill()
             generator.wait()
-    return {**stats, "logins_s": logins, "events_written": events_written, "still_running": still_running,
+    from django.conf import settings
+
+    web = f"{settings.WEB_CONCURRENCY}x{settings.WEB_THREADS}"
+    return {**stats, "web": web, "logins_s": logins, "events_written": events_written, "still_running": still_running,
             "cpu_cores": cpu, **scan_logs(web_log, worker_log, log_offset)}  # fmt: skip
 
 
@@ -345,7 +416,7 @@ def main() -> dict[str, Any]:
     ] if failed]  # fmt: skip
     met = not missed
     print(f"load ({OPERATORS} operators polling a run page's events every {POLL_SECONDS} s, {RUNS} simple-agent "
-          f"runs executing, {SECONDS:g} s, gunicorn gthread {WEB_WORKERS}x{WEB_THREADS}, nproc {os.cpu_count()}, "
+          f"runs executing, {SECONDS:g} s, gunicorn gthread {raw['web']}, nproc {os.cpu_count()}, "
           f"{engine})")  # fmt: skip
     print(
         f"  {OPERATORS} sessions, one per operator, ready in {raw['logins_s']:.1f} s, before the measurement"
@@ -375,6 +446,7 @@ def main() -> dict[str, Any]:
         "runs": RUNS,
         "window_s": SECONDS,
         "engine": engine,
+        "web": raw["web"],
         "requests": raw["requests"],
         "requests_per_s": per_s,
         "errors": errors,

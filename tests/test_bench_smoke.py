@@ -36,10 +36,30 @@ def test_it_runs_every_benchmark(tmp_path):
         [sys.executable, "bench/run.py"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for heading in ("pickup", "throughput", "control", "events API", "load", "runs list", "memory", "llm_step"):
+    for heading in (
+        "pickup",
+        "throughput",
+        "control",
+        "events API",
+        "load",
+        "runs list",
+        "memory",
+        "llm_step",
+    ):
         assert heading in done.stdout, done.stdout[-3000:]
     results = json.loads(results_file.read_text())
     assert results["machine"]["nproc"] >= 1
     names = [b["name"] for b in results["benchmarks"]]
-    assert names == ["pickup", "throughput", "control", "events_api", "load", "runs_list", "memory", "llm_step"]
+    assert names == [
+        "pickup",
+        "throughput",
+        "control",
+        "events_api",
+        "load",
+        "runs_list",
+        "memory",
+        "llm_step",
+    ]
     assert not [b for b in results["benchmarks"] if "error" in b], results
+    load = next(b for b in results["benchmarks"] if b["name"] == "load")
+    assert load["requests"] > 0 and load["errors"] == 0 and load["events_seen"] > 0, load

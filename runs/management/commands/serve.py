@@ -21,7 +21,6 @@ class Command(BaseCommand):
         env = environ.Env()
         host = env.str("HOST", default="127.0.0.1")
         port = env.int("PORT", default=8000)
-        web_workers = env.int("WEB_CONCURRENCY", default=2)
         bin_dir = os.path.dirname(sys.executable)
         commands = {
             "web": [
@@ -30,9 +29,9 @@ class Command(BaseCommand):
                 "--bind",
                 f"{host}:{port}",
                 "--workers",
-                str(web_workers),
+                str(settings.WEB_CONCURRENCY),
                 "--threads",
-                str(env.int("WEB_THREADS", default=4)),
+                str(settings.WEB_THREADS),
                 "--worker-class",
                 "gthread",
                 "--access-logfile",
