@@ -58,6 +58,7 @@ def test_it_creates_a_run_in_the_dialog_and_follows_it_live(page: Page, live_ser
     page.locator("#open-create").click()
     dialog = page.locator("#create-dialog")
     expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Project")).to_be_focused()  # fetched when the dialog opened, then focused
     page.set_viewport_size({"width": 1280, "height": 1000})  # the whole dialog in the screenshots
     screenshot(page, "create-dialog")
     dialog.get_by_label("Project").select_option(label="webapp")

@@ -73,6 +73,16 @@ def test_it_refreshes_the_table_only_while_runs_are_active(logged_in, make_run):
 
 
 @pytest.mark.django_db
+def test_it_fetches_the_new_run_form_when_the_dialog_opens(logged_in, project):
+    page = text(logged_in.get("/"))
+    assert 'id="create-dialog"' in page and 'id="create-form"' in page and 'name="goal"' not in page
+    assert 'id="open-create" data-dialog="create-dialog"' in page and 'href="/runs/new/"' in page
+    form = text(logged_in.get("/runs/new/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="create-form"))
+    assert "<html" not in form and 'hx-post="/runs/new/"' in form and 'name="goal"' in form
+    assert f'<option value="{project.pk}">' in form
+
+
+@pytest.mark.django_db
 def test_it_creates_a_run_without_javascript(logged_in, project):
     response = logged_in.post(
         "/runs/new/",
