@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.expressions import CombinedExpression
 
 from config.errors import LeaseLost, NotClaimed, RunInterrupted
 from events.models import Event, EventType
@@ -33,6 +35,20 @@ logger = logging.getLogger(__name__)
 
 CONTROL_CHECK_SECONDS = 0.2
 BATCH_MAX_EVENTS = 100  # a batch is written once it holds this many, or is CONTROL_CHECK_SECONDS old
+
+
+def _merged(previous: Any, value: Any) -> Any:
+    """A run change recorded after `previous` in one batch: increments of the same field add up."""
+    if _increment(previous) is not None and _increment(value) is not None:
+        return F(value.lhs.name) + (_increment(previous) + _increment(value))
+    return value
+
+
+def _increment(value: Any) -> int | None:
+    """n of an `F(field) + n` change, else None."""
+    if isinstance(value, CombinedExpression) and value.connector == "+" and isinstance(value.lhs, F):
+        return value.rhs.value if isinstance(value.rhs, Value) else None
+    return None
 
 
 def worker_identity() -> str:
@@ -104,7 +120,8 @@ class RunContext:
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append(event)
-            self._pending_changes.update(changes)
+            for field, value in changes.items():
+                self._pending_changes[field] = _merged(self._pending_changes.get(field), value)
             if len(self._pending) >= BATCH_MAX_EVENTS or (
                 time.monotonic() - self._pending_since >= CONTROL_CHECK_SECONDS
             ):
@@ -119,7 +136,7 @@ class RunContext:
     def batch(self) -> Iterator[None]:
         """Events recorded inside are written together, in one fenced write, when the block ends, when
         the agent waits or checks for control, or once the batch is full or CONTROL_CHECK_SECONDS old.
-        Changes merge in order (the last value of a field wins); F() increments are not for batches."""
+        Changes merge in order: the last value of a field wins, and increments (F(field) + n) add up."""
         if self._batching:
             yield
             return

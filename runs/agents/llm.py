@@ -225,21 +225,25 @@ class LLMAgent:
             self._say("user", f"Operator directive (follow it; revise the plan if needed): {text}")
         if self.state["turns"] >= self.max_turns:
             raise LLMError(f"step budget exhausted: {self.max_turns} agent turns (options.max_steps) used")
-        action = self._ask()
-        kind = action["action"]
-        phase = self.state["phase"]
-        if kind == "plan":
-            return self._plan(action)
-        if kind in TOOL_ACTIONS:
-            self._tool(action)
-            return None
-        if kind == "step_done":
-            if phase != "act":
-                self._say("user", "There is no step in progress: reply with a plan first.")
-                self._checkpoint()
+        # The model's reply (LLM_CALL) and the event of what it asked for are written together, in one
+        # write: a file tool, a plan or a commit takes milliseconds. What is pending is written before the
+        # model is asked again and before a command, which may run for minutes.
+        with context.batch():
+            action = self._ask()
+            kind = action["action"]
+            phase = self.state["phase"]
+            if kind == "plan":
+                return self._plan(action)
+            if kind in TOOL_ACTIONS:
+                self._tool(action)
                 return None
-            return self._step_done(action)
-        return self._finish(action)
+            if kind == "step_done":
+                if phase != "act":
+                    self._say("user", "There is no step in progress: reply with a plan first.")
+                    self._checkpoint()
+                    return None
+                return self._step_done(action)
+            return self._finish(action)
 
     def _plan(self, action: dict[str, Any]) -> None:
         revised = bool(self.state["plan"])
@@ -296,6 +300,7 @@ class LLMAgent:
         if kind == "run_command":
             if self.staging is not None:
                 self.staging.forget()
+            self.context.flush()  # the model's call is shown before a command that may run for minutes
             return self.tools.run_command(arguments["command"])
         try:
             if kind == "write_file":
@@ -413,6 +418,7 @@ class LLMAgent:
             if self.state["turns"] >= self.max_turns:
                 break
             messages: list[Message] = [self._system(), *self.state["messages"]]
+            self.context.flush()  # an invalid reply's LLM_CALL, before the model is asked again
             reply = self.client.chat(messages, schema=ACTION_SCHEMA, interrupt=self.context.check)
             self.state["turns"] += 1
             self._record_call(messages, reply)

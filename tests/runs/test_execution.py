@@ -380,3 +380,16 @@ def test_it_drops_a_stopped_runs_last_batch(make_run):
     run.refresh_from_db()
     assert (run.status, run.event_seq, run.current_iteration) == (RunStatus.STOPPED, stop_seq, 0)
     assert types(run)[-1] == T.RUN_STOPPED
+
+
+@pytest.mark.django_db
+def test_it_adds_up_increments_recorded_in_one_batch(make_run):
+    from django.db.models import F
+
+    run = make_run()
+    context = RunContext(lifecycle.claim(run.pk, "worker-a"), "worker-a")
+    with context.batch():
+        context.record(T.LLM_CALL, {"n": 1}, prompt_tokens=F("prompt_tokens") + 5, checkpoint={"a": 1})
+        context.record(T.LLM_CALL, {"n": 2}, prompt_tokens=F("prompt_tokens") + 7, checkpoint={"a": 2})
+    run.refresh_from_db()
+    assert (run.prompt_tokens, run.checkpoint, types(run)[-2:]) == (12, {"a": 2}, [T.LLM_CALL, T.LLM_CALL])

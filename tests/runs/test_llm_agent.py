@@ -542,3 +542,57 @@ def test_it_fails_clearly_and_boundedly_when_the_llm_misbehaves(
     assert types[-1] == EventType.RUN_FAILED and list(
         Event.objects.filter(run=run).values_list("seq", flat=True).order_by("seq")
     ) == list(range(1, len(types) + 1))
+
+
+def event_writes(queries) -> list[str]:
+    """The statements that wrote events (the recorder's INSERT, or PostgreSQL's one statement), with their
+    values as the database got them."""
+    return [q["sql"] for q in queries.captured_queries if 'INSERT INTO "events_event"' in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_it_writes_each_model_reply_with_the_event_of_what_it_asked_for(scripted_llm, make_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    scripted_llm.queue(*two_step_script())
+    run = make_run(options=LLM)
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run(run.pk) == "completed"
+    writes = event_writes(queries)
+    paired = [
+        (sql.count("'LLM_CALL'"), sql.count("'TOOL_CALL'"), sql.count("'STEP_COMPLETED'")) for sql in writes
+    ]
+    assert paired.count((1, 1, 0)) == 2  # write_file, replace_in_file: one write each with their LLM_CALL
+    assert paired.count((1, 0, 1)) == 2  # each step_done: its LLM_CALL, the commit, STEP_COMPLETED
+    assert sum(sql.count("'LLM_CALL'") for sql in writes) == 6 == run.events.filter(type=T.LLM_CALL).count()
+    types = list(run.events.order_by("seq").values_list("type", flat=True))
+    assert types.count(T.TOOL_CALL) == 2 and types.index(T.PLAN_GENERATED) == types.index(T.LLM_CALL) + 1
+    run.refresh_from_db()
+    assert (run.prompt_tokens, run.completion_tokens) == (600, 120)  # increments add up within a write
+
+
+@pytest.mark.django_db
+def test_it_shows_the_models_call_before_a_command_runs(scripted_llm, make_run, project, monkeypatch):
+    from runs.agents import tools
+
+    project.allowed_commands = ["git status"]
+    project.save()
+    scripted_llm.queue(
+        {"action": "plan", "steps": ["inspect"]},
+        {"action": "run_command", "command": "git status --short"},
+        {"action": "step_done", "summary": "looked"},
+        {"action": "finish", "success": True, "summary": "ok"},
+    )
+    run = make_run(options=LLM)
+    seen: list[list[str]] = []
+    run_command = tools.Toolbox.run_command
+
+    def watched(self, command: str):
+        seen.append(list(run.events.order_by("seq").values_list("type", flat=True)))
+        return run_command(self, command)
+
+    monkeypatch.setattr(tools.Toolbox, "run_command", watched)
+    assert execute_run(run.pk) == "completed"
+    assert len(seen) == 1 and seen[0][-1] == T.LLM_CALL  # written before the command started
+    assert run.events.filter(type=T.TOOL_CALL, payload__tool="run_command").count() == 1

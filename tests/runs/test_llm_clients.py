@@ -103,3 +103,30 @@ def test_it_gives_up_a_call_when_interrupted(scripted_llm):
     with pytest.raises(Stop):
         get_client().chat(MESSAGES, schema=SCHEMA, interrupt=interrupt)
     assert time.monotonic() - started < 1.0
+
+
+class ChunkedBody:
+    """A response whose body arrives in the given pieces, as a socket may cut it."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = pieces
+
+    def iter_bytes(self):
+        yield from self.pieces
+
+
+def test_it_splits_a_stream_into_lines_wherever_the_chunks_are_cut():
+    import threading
+
+    from runs.llm.base import StreamingClient
+
+    text = 'data: {"c": "héllo ✓"}\r\n\r\n: keep-alive\n{"done": true}\n\nlast line without a newline'
+    encoded = text.encode()
+    expected = ['data: {"c": "héllo ✓"}', ": keep-alive", '{"done": true}', "last line without a newline"]
+    for size in (1, 2, 3, 7, len(encoded)):  # cuts inside "é" and "✓", and between \r and \n
+        pieces = [encoded[i : i + size] for i in range(0, len(encoded), size)]
+        lines = list(StreamingClient._lines(ChunkedBody(*pieces), threading.Event()))
+        assert lines == expected, size
+    cancelled = threading.Event()
+    cancelled.set()
+    assert list(StreamingClient._lines(ChunkedBody(encoded), cancelled)) == []
