@@ -4,6 +4,7 @@ Content-Length, chunked and until close; cookies; keep-alive; a reused connectio
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -36,6 +37,12 @@ async def serve(requests: list[bytes], hang_up_after: int = 100) -> asyncio.Serv
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
+def run(scenario) -> None:
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps a loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
+
+
 def test_it_reads_each_kind_of_body_and_keeps_cookies():
     async def scenario() -> None:
         requests: list[bytes] = []
@@ -53,7 +60,7 @@ def test_it_reads_each_kind_of_body_and_keeps_cookies():
         assert b"Cookie: sessionid=s1; csrftoken=abc\r\n" in requests[1]
         server.close()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_it_sends_again_once_on_a_reused_connection_the_server_closed():
@@ -70,4 +77,4 @@ def test_it_sends_again_once_on_a_reused_connection_the_server_closed():
         with pytest.raises(TransportError):  # a fresh connection that fails is an error, not resent
             await Operator(f"http://127.0.0.1:{port}").get("/length")
 
-    asyncio.run(scenario())
+    run(scenario)
