@@ -137,11 +137,13 @@ def _run_context(run: Run) -> dict[str, Any]:
 @login_required
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run_or_404(run_id)
-    context = _run_context(run) | _run_sections(run)
     if request.htmx and request.htmx.target in ("commands", "steps"):  # a live section's own refresh
+        run = _run_or_404(run_id)
+        context = _run_context(run) | _run_sections(run)
         return render(request, f"runs/detail.html#{request.htmx.target}", context)
     events = list(Event.objects.filter(run_id=run_id).order_by("-seq")[:EVENT_WINDOW])[::-1]
+    run = _run_or_404(run_id)  # read after its events, so that the header is at least as new as the log
+    context = _run_context(run) | _run_sections(run)
     context |= {
         "events": events,
         "cursor": events[-1].seq if events else 0,
@@ -211,11 +213,13 @@ def live_phase(run: Run) -> str:
 def run_events(request: HttpRequest, run_id: int) -> HttpResponse:
     """The poll: events after ?after=<seq>; the header when ?phase= differs from the run's, else only the
     step counter. One events query; the whole run is read only when the header is sent."""
+    after = int(request.GET["after"]) if request.GET.get("after", "").isdigit() else 0
+    # Events first, then the run: a row read after the events is at least as new as they are, so a poll
+    # that brings RUN_STARTED never brings a header that still says QUEUED.
+    events = selectors.events_after(run_id, after, EVENT_WINDOW)
     run = selectors.run_live(run_id)
     if run is None:
         raise Http404(f"Run {run_id} does not exist.")
-    after = int(request.GET["after"]) if request.GET.get("after", "").isdigit() else 0
-    events = selectors.events_after(run_id, after, EVENT_WINDOW)
     phase = live_phase(run)
     header = request.GET.get("phase") != phase and (bool(events) or "phase" in request.GET)
     if header:

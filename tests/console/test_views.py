@@ -400,6 +400,27 @@ def test_it_sends_the_header_again_only_when_what_it_shows_changed(logged_in, ma
 
 
 @pytest.mark.django_db
+def test_a_poll_that_brings_run_started_brings_the_header_that_says_running(logged_in, make_run, monkeypatch):
+    """A worker may claim the run while a poll reads: the run is read after its events, never before."""
+    from runs import selectors
+
+    run = make_run()
+    page = text(logged_in.get(f"/runs/{run.pk}/"))
+    phase = re.search(r"phase=([0-9a-f]+)", page).group(1)
+    real = selectors.events_after
+
+    def claimed_meanwhile(run_id: int, after: int, limit: int):
+        if not Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).exists():
+            lifecycle.claim(run_id, "worker-1")  # commits RUNNING and RUN_STARTED in one write
+        return real(run_id, after, limit)
+
+    monkeypatch.setattr(selectors, "events_after", claimed_meanwhile)
+    poll = text(logged_in.get(f"/runs/{run.pk}/events/?after=0&phase={phase}", HTTP_HX_REQUEST="true"))
+    assert "RUN_STARTED" in poll
+    assert 'id="run-live" hx-swap-oob="true"' in poll and "RUNNING" in poll
+
+
+@pytest.mark.django_db
 def test_it_renders_each_event_row_once_however_many_polls_show_it(logged_in, make_run, monkeypatch):
     from runs.templatetags import console
 
